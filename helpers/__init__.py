@@ -1,0 +1,17 @@
+"""Helpers for the instrument-classification notebooks.
+
+One module per concern (data, demo, audio, features, splits, models, training, evaluation,
+augment, tuning, pruning, cam, ablation, plots, chain, cli). Importing the package is cheap:
+nothing heavy happens here except choosing Keras 2.
+
+TF-MOT pruning only works with Keras 2, so every model is built with ``tf_keras`` and
+``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is imported for the first time.
+This is the one place that sets it.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep notebooks readable
+
+__version__ = "0.1.0"
