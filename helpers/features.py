@@ -1,0 +1,273 @@
+"""From waveform to fixed-length feature windows: log-mel spectrogram and MFCC.
+
+A clip becomes a feature matrix (bins x frames); the matrix is cut into overlapping windows of
+``window_seconds`` that remember their clip. Windows of a clip always stay together (see
+:mod:`helpers.splits`), and clip predictions average the windows (see :mod:`helpers.evaluation`).
+Extraction over a table of clips is cached on disk (:mod:`helpers.cache`).
+Used in: notebooks/02_preprocessing.ipynb and every notebook that trains a model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from helpers.audio import AudioError, load_audio
+
+FEATURES_VERSION = 1  # bump when the extraction code changes what it writes
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every parameter that shapes a feature window (and so the cache key)."""
+
+    kind: str = "logmel"  # "logmel" or "mfcc"
+    sample_rate: int = 22050  # Hz; every clip is resampled to it
+    n_fft: int = 1024  # samples per FFT frame (46 ms at 22.05 kHz)
+    hop_length: int = 512  # samples between frames (23 ms)
+    n_mels: int = 64  # mel bands
+    n_mfcc: int = 20  # cepstral coefficients kept (kind="mfcc")
+    fmin: float = 20.0  # Hz
+    fmax: float | None = None  # Hz; None = Nyquist
+    top_db: float = 80.0  # dynamic range kept below the clip's peak
+    window_seconds: float = 1.0  # length of one model input
+    window_hop_seconds: float = 0.5  # hop between windows of one clip
+    max_seconds: float | None = 10.0  # longer clips are cut (FSDKaggle2018 has up to 30 s)
+    silent_window_db: float = -60.0  # windows whose peak is below this (re clip peak) are dropped
+
+    def __post_init__(self):
+        if self.kind not in ("logmel", "mfcc"):
+            raise ValueError(f"FeatureConfig.kind must be 'logmel' or 'mfcc', not {self.kind!r}")
+
+    @property
+    def n_bins(self) -> int:
+        """Rows of a feature window: mel bands or MFCC coefficients."""
+        return self.n_mels if self.kind == "logmel" else self.n_mfcc
+
+    @property
+    def frames_per_window(self) -> int:
+        return 1 + int(round(self.window_seconds * self.sample_rate / self.hop_length))
+
+    @property
+    def frames_per_hop(self) -> int:
+        return max(1, int(round(self.window_hop_seconds * self.sample_rate / self.hop_length)))
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one model input: (bins, frames, 1)."""
+        return (self.n_bins, self.frames_per_window, 1)
+
+
+def log_mel(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Log-mel spectrogram in dB relative to the clip's peak, shape (n_mels, frames).
+
+    Power mel spectrogram -> ``power_to_db(ref=max)``: the loudest bin is 0 dB, so a clip's
+    recording level does not matter, and the floor is ``-top_db``.
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+        n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, power=2.0)
+    return librosa.power_to_db(mel, ref=np.max, top_db=config.top_db).astype(np.float32)
+
+
+def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """MFCC, shape (n_mfcc, frames): the DCT of the log-mel spectrogram of :func:`log_mel`."""
+    import librosa
+
+    return librosa.feature.mfcc(S=log_mel(y, config), n_mfcc=config.n_mfcc).astype(np.float32)
+
+
+def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The feature matrix of a whole clip (bins, frames); short clips are zero-padded to one window."""
+    min_samples = int(round(config.window_seconds * config.sample_rate))
+    if len(y) < min_samples:
+        y = np.pad(y, (0, min_samples - len(y)))
+    return log_mel(y, config) if config.kind == "logmel" else mfcc(y, config)
+
+
+def window_starts(n_frames: int, frames_per_window: int, frames_per_hop: int) -> list[int]:
+    """First frame of every window; the last window is moved to end at the last frame."""
+    if n_frames <= frames_per_window:
+        return [0]
+    starts = list(range(0, n_frames - frames_per_window + 1, frames_per_hop))
+    if starts[-1] + frames_per_window < n_frames:
+        starts.append(n_frames - frames_per_window)
+    return starts
+
+
+def frame_windows(features: np.ndarray, config: FeatureConfig,
+                  loudness: np.ndarray | None = None) -> np.ndarray:
+    """Cut (bins, frames) into windows (n_windows, bins, frames_per_window).
+
+    ``loudness`` (frames,) in dB re the clip peak, when given, drops the windows whose peak is
+    below ``config.silent_window_db`` (leading/trailing silence), keeping at least the loudest.
+    """
+    fpw = config.frames_per_window
+    if features.shape[1] < fpw:  # pad with the floor value (silence)
+        pad = fpw - features.shape[1]
+        features = np.pad(features, ((0, 0), (0, pad)), constant_values=features.min())
+    starts = window_starts(features.shape[1], fpw, config.frames_per_hop)
+    windows = np.stack([features[:, s:s + fpw] for s in starts])
+    if loudness is not None:
+        peaks = np.array([loudness[s:s + fpw].max() if s < len(loudness) else -np.inf
+                          for s in starts])
+        keep = peaks >= config.silent_window_db
+        keep[np.argmax(peaks)] = True
+        windows = windows[keep]
+    return windows
+
+
+def frame_loudness(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Per-frame RMS level (frames,) in dB relative to the clip's loudest frame."""
+    import librosa
+
+    rms = librosa.feature.rms(y=y, frame_length=config.n_fft, hop_length=config.hop_length)[0]
+    return librosa.amplitude_to_db(rms, ref=np.max, top_db=None)
+
+
+def clip_windows(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """A mono signal at ``config.sample_rate`` -> model inputs (n_windows, bins, frames, 1)."""
+    min_samples = int(round(config.window_seconds * config.sample_rate))
+    if len(y) < min_samples:
+        y = np.pad(y, (0, min_samples - len(y)))
+    windows = frame_windows(clip_features(y, config), config, frame_loudness(y, config))
+    return windows[..., np.newaxis].astype(np.float32)
+
+
+def file_windows(path, config: FeatureConfig) -> np.ndarray:
+    """Load an audio file and return its windows (n_windows, bins, frames, 1).
+
+    Raises :class:`helpers.audio.AudioError` for unusable files.
+    """
+    y = load_audio(path, sample_rate=config.sample_rate, max_seconds=config.max_seconds)
+    return clip_windows(y, config)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Windows of a table of clips.
+
+    ``X`` (n_windows, bins, frames, 1) float32; ``clip_ids`` (n_windows,) the ``fname`` of each
+    window's clip; ``clips`` the rows of the clip table that gave windows (same order as first
+    appearance in ``clip_ids``); ``skipped`` the clips that could not be read, with the reason.
+    """
+
+    X: np.ndarray
+    clip_ids: np.ndarray
+    clips: pd.DataFrame
+    skipped: pd.DataFrame
+    config: FeatureConfig
+
+    def select(self, mask_or_split) -> FeatureSet:
+        """The windows of a subset of clips: a split name ('train', 'val', 'test') or a clip mask."""
+        if isinstance(mask_or_split, str):
+            if "split" not in self.clips:
+                raise KeyError("the clip table has no 'split' column; call helpers.splits.assign_splits")
+            mask = (self.clips["split"] == mask_or_split).to_numpy()
+        else:
+            mask = np.asarray(mask_or_split, dtype=bool)
+        keep = set(self.clips["fname"][mask])
+        windows = np.isin(self.clip_ids, list(keep))
+        return replace(self, X=self.X[windows], clip_ids=self.clip_ids[windows],
+                       clips=self.clips[mask].reset_index(drop=True))
+
+    def window_labels(self, classes) -> np.ndarray:
+        """Class index of every window (n_windows,), from its clip's label."""
+        from helpers.data import encode_labels
+
+        label_of = dict(zip(self.clips["fname"], self.clips["label"]))
+        return encode_labels([label_of[c] for c in self.clip_ids], classes)
+
+    def clip_labels(self, classes) -> np.ndarray:
+        """Class index of every clip (n_clips,), in ``clips`` order."""
+        from helpers.data import encode_labels
+
+        return encode_labels(self.clips["label"], classes)
+
+
+def extract_features(clips: pd.DataFrame, config: FeatureConfig, use_cache: bool = True,
+                     progress: bool = True) -> FeatureSet:
+    """Windows of every clip of ``clips`` (columns ``fname``, ``path``; others are kept).
+
+    Unreadable clips are skipped with one warning that counts them; they are listed in
+    ``FeatureSet.skipped``. Results are cached under a key of every parameter and the clip list.
+    """
+    from helpers import cache
+
+    key = cache.key_for(config=asdict(config), version=FEATURES_VERSION,
+                        clips=cache.clip_fingerprint(clips))
+    cached = cache.load(key, prefix=f"features-{config.kind}") if use_cache else None
+    if cached is None:
+        cached = _extract(clips, config, progress)
+        if use_cache:
+            cache.save(key, cached, prefix=f"features-{config.kind}")
+    skipped = pd.DataFrame({"fname": cached["skipped_fname"], "reason": cached["skipped_reason"]})
+    if len(skipped):
+        examples = "; ".join(f"{f}: {r}" for f, r in skipped.head(3).itertuples(index=False))
+        warnings.warn(f"skipped {len(skipped)} of {len(clips)} clips that could not be used "
+                      f"(e.g. {examples})", stacklevel=2)
+    done = clips[~clips["fname"].isin(skipped["fname"])].reset_index(drop=True)
+    return FeatureSet(X=cached["X"], clip_ids=cached["clip_ids"], clips=done,
+                      skipped=skipped, config=config)
+
+
+def _extract(clips: pd.DataFrame, config: FeatureConfig, progress: bool) -> dict[str, np.ndarray]:
+    """Compute windows for every clip, skipping (and recording) the unusable ones."""
+    from tqdm.auto import tqdm
+
+    windows, ids, bad_f, bad_r = [], [], [], []
+    rows = clips[["fname", "path"]].itertuples(index=False)
+    for fname, path in tqdm(rows, total=len(clips), desc=f"{config.kind} features",
+                            disable=not progress, unit="clip"):
+        try:
+            w = file_windows(path, config)
+        except AudioError as exc:
+            bad_f.append(fname)
+            bad_r.append(exc.problem)
+            continue
+        windows.append(w)
+        ids += [fname] * len(w)
+    shape = (0, *config.input_shape)
+    return {
+        "X": np.concatenate(windows) if windows else np.zeros(shape, np.float32),
+        "clip_ids": np.array(ids, dtype=str),
+        "skipped_fname": np.array(bad_f, dtype=str),
+        "skipped_reason": np.array(bad_r, dtype=str),
+    }
+
+
+def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean and standard deviation (bins,) over windows and frames.
+
+    Fit on TRAINING windows only; apply to every split with :func:`standardize`.
+    """
+    mean = X.mean(axis=(0, 2, 3))
+    std = X.std(axis=(0, 2, 3))
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+def standardize(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(X - mean) / std`` per bin; X (n, bins, frames, 1)."""
+    return ((X - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+
+
+def clip_summary(fs: FeatureSet) -> np.ndarray:
+    """Clip-level summary statistics for classical models, (n_clips, 6 * bins), ``fs.clips`` order.
+
+    Per bin over all frames of the clip's windows: mean, std, 10th and 90th percentile, and the
+    mean and std of the frame-to-frame difference (a 'delta' feature).
+    """
+    where = pd.Series(np.arange(len(fs.clip_ids))).groupby(fs.clip_ids).indices
+    rows = []
+    for fname in fs.clips["fname"]:
+        frames = np.concatenate(list(fs.X[where[fname], :, :, 0]), axis=1)  # (bins, t)
+        delta = np.diff(frames, axis=1) if frames.shape[1] > 1 else np.zeros_like(frames)
+        rows.append(np.concatenate([
+            frames.mean(1), frames.std(1), np.percentile(frames, 10, axis=1),
+            np.percentile(frames, 90, axis=1), delta.mean(1), delta.std(1)]))
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)

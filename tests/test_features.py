@@ -1,0 +1,151 @@
+"""Features: shapes, windows that remember their clip, the cache and its invalidation."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from helpers.features import (
+    FeatureConfig, clip_summary, clip_windows, extract_features, fit_standardizer, log_mel, mfcc,
+    standardize, window_starts,
+)
+from tests.conftest import tone
+
+CFG = FeatureConfig()
+
+
+def test_log_mel_and_mfcc_shapes_and_ranges():
+    y = tone(2.0)
+    S = log_mel(y, CFG)
+    assert S.shape == (64, 1 + len(y) // CFG.hop_length)
+    assert S.max() == pytest.approx(0.0) and S.min() >= -CFG.top_db - 1e-3
+    M = mfcc(y, CFG)
+    assert M.shape == (20, S.shape[1])
+
+
+def test_loud_and_quiet_copies_give_the_same_log_mel():
+    y = tone(1.0)
+    assert np.allclose(log_mel(y, CFG), log_mel(0.01 * y, CFG), atol=1e-3)
+
+
+def test_window_starts_cover_the_clip():
+    assert window_starts(10, 44, 22) == [0]
+    assert window_starts(44, 44, 22) == [0]
+    assert window_starts(100, 44, 22) == [0, 22, 44, 56]
+
+
+@pytest.mark.parametrize("seconds,expected", [(0.3, 1), (1.0, 1), (2.0, 3), (3.0, 5)])
+def test_window_count_and_shape(seconds, expected):
+    W = clip_windows(tone(seconds, amp=0.5) + 0.0, CFG)
+    assert W.shape[1:] == CFG.input_shape == (64, 44, 1)
+    assert W.dtype == np.float32
+    # a decaying tone: late windows fall below the silence threshold and may be dropped
+    assert 1 <= len(W) <= expected
+
+
+def test_silent_tail_windows_are_dropped():
+    y = np.concatenate([tone(1.0), np.zeros(22050 * 4, np.float32)])
+    W = clip_windows(y, CFG)
+    full = clip_windows(np.concatenate([tone(1.0), tone(4.0, amp=0.4)]), CFG)
+    assert len(W) < len(full)
+
+
+def test_mfcc_config_changes_the_input_shape():
+    cfg = FeatureConfig(kind="mfcc", n_mfcc=13)
+    assert clip_windows(tone(1.0), cfg).shape[1:] == (13, 44, 1)
+    with pytest.raises(ValueError, match="kind"):
+        FeatureConfig(kind="cqt")
+
+
+def _table(tmp_path, n=4, seconds=1.5):
+    rows = []
+    for i in range(n):
+        path = tmp_path / f"c{i}.wav"
+        sf.write(path, tone(seconds, freq=200 + 100 * i), 22050)
+        rows.append({"fname": path.name, "path": path, "label": "A" if i % 2 else "B",
+                     "split": "train"})
+    return pd.DataFrame(rows)
+
+
+def test_extract_features_keeps_clip_ids_and_uses_the_cache(tmp_path):
+    clips = _table(tmp_path)
+    fs = extract_features(clips, CFG, progress=False)
+    assert len(fs.X) == len(fs.clip_ids) >= 4
+    assert set(fs.clip_ids) == set(clips["fname"])
+    assert list(fs.clips["fname"]) == list(clips["fname"])
+    assert list(fs.window_labels(["A", "B"]))[:1] == [1]
+    entries = list((tmp_path / "cache").glob("features-logmel-*.npz"))
+    assert len(entries) == 1
+    mtime = entries[0].stat().st_mtime_ns
+    again = extract_features(clips, CFG, progress=False)
+    assert np.array_equal(again.X, fs.X)
+    assert entries[0].stat().st_mtime_ns == mtime  # read, not rewritten
+
+
+def test_cache_is_invalidated_by_parameters_and_by_the_clip_list(tmp_path):
+    clips = _table(tmp_path)
+    extract_features(clips, CFG, progress=False)
+    extract_features(clips, FeatureConfig(n_mels=32), progress=False)
+    extract_features(clips.iloc[:3], CFG, progress=False)
+    sf.write(clips.loc[0, "path"], tone(2.5), 22050)  # the audio itself changed
+    extract_features(clips, CFG, progress=False)
+    assert len(list((tmp_path / "cache").glob("features-logmel-*.npz"))) == 4
+
+
+def test_bad_clips_are_skipped_counted_and_cached_without_poisoning(tmp_path):
+    clips = _table(tmp_path)
+    (tmp_path / "broken.wav").write_bytes(b"not audio at all")
+    sf.write(tmp_path / "quiet.wav", np.zeros(22050, np.float32), 22050)
+    bad = pd.DataFrame([
+        {"fname": "broken.wav", "path": tmp_path / "broken.wav", "label": "A", "split": "train"},
+        {"fname": "quiet.wav", "path": tmp_path / "quiet.wav", "label": "B", "split": "train"},
+        {"fname": "gone.wav", "path": tmp_path / "gone.wav", "label": "B", "split": "train"},
+    ])
+    table = pd.concat([clips, bad], ignore_index=True)
+    with pytest.warns(UserWarning, match="skipped 3 of 7 clips"):
+        fs = extract_features(table, CFG, progress=False)
+    assert set(fs.skipped["fname"]) == {"broken.wav", "quiet.wav", "gone.wav"}
+    assert dict(zip(fs.skipped["fname"], fs.skipped["reason"]))["gone.wav"] == "file not found"
+    assert len(fs.clips) == 4 and not set(fs.clip_ids) & set(bad["fname"])
+    with warnings.catch_warnings(record=True):  # from the cache: same result
+        again = extract_features(table, CFG, progress=False)
+    assert list(again.skipped["fname"]) == list(fs.skipped["fname"])
+
+
+def test_interrupted_cache_write_leaves_no_entry(tmp_path, monkeypatch):
+    clips = _table(tmp_path)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(clips, CFG, progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_select_by_split_keeps_windows_with_their_clips(tmp_path):
+    clips = _table(tmp_path)
+    clips.loc[[0, 1], "split"] = "test"
+    fs = extract_features(clips, CFG, progress=False)
+    test = fs.select("test")
+    assert set(test.clip_ids) == {"c0.wav", "c1.wav"}
+    assert len(test.clips) == 2 and len(fs.select("train").clips) == 2
+
+
+def test_standardizer_is_fit_per_bin():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 3, size=(50, 8, 10, 1)).astype(np.float32) + np.arange(8)[None, :, None, None]
+    mean, std = fit_standardizer(X)
+    assert mean.shape == std.shape == (8,)
+    Z = standardize(X, mean, std)
+    assert np.allclose(Z.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    assert np.allclose(Z.std(axis=(0, 2, 3)), 1, atol=1e-3)
+
+
+def test_clip_summary_has_one_row_per_clip(tmp_path):
+    fs = extract_features(_table(tmp_path), FeatureConfig(kind="mfcc"), progress=False)
+    S = clip_summary(fs)
+    assert S.shape == (4, 6 * 20) and np.all(np.isfinite(S))
