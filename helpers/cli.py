@@ -4,6 +4,7 @@ Commands
 --------
 data demo            build the offline demo dataset in ``data/demo`` (reused when present)
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
+chain                execute the numbered notebooks in order with papermill
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chain(args: argparse.Namespace) -> int:
+    from helpers.chain import ChainError, run_chain
+
+    try:
+        run_chain(args.profile, start=args.start, progress=not args.quiet)
+    except ChainError as exc:
+        print(f"chain stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0, help="demo only: random seed (default 0)")
     data.add_argument("--force", action="store_true", help="demo only: rebuild even if present")
     data.set_defaults(func=_cmd_data)
+
+    chain = sub.add_parser("chain", help="execute the numbered notebooks with papermill")
+    chain.add_argument("--profile", choices=["full", "smoke"], default="full",
+                       help="full: the notebooks' defaults (make run); smoke: tiny, for tests")
+    chain.add_argument("--from", dest="start", default=None, metavar="NN",
+                       help="restart from chapter NN (e.g. 04)")
+    chain.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
+    chain.set_defaults(func=_cmd_chain)
     return parser
 
 

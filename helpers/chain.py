@@ -1,0 +1,93 @@
+"""The notebook chain: every numbered notebook, in order, executed with papermill.
+
+``python -m helpers chain --profile full|smoke [--from NN]`` is what ``make run`` and the
+tests use. Each notebook's ``parameters`` cell holds the FULL profile as defaults (what a
+student gets in JupyterLab); a profile overrides only what it names, and each notebook
+receives only the parameters it declares. Executed copies go to ``executed/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from helpers.paths import executed_dir, notebooks_dir, results_dir
+
+# Overrides per profile. "full" is the notebooks' own defaults.
+PROFILES: dict[str, dict] = {
+    "full": {},
+    "smoke": {
+        "max_clips_per_class": 12,
+        "epochs": 3,
+        "seeds": [0],
+        "n_trials": 2,
+        "tuning_epochs": 2,
+        "fine_tune_epochs": 2,
+        "sparsities": [0.0, 0.8],
+        "ablation_epochs": 2,
+        "n_examples": 2,
+    },
+}
+
+
+class ChainError(RuntimeError):
+    """A notebook of the chain failed; the message names the notebook and the cell."""
+
+
+def chain_notebooks(start: str | None = None) -> list[Path]:
+    """The numbered notebooks ``NN_*.ipynb`` in order, from chapter ``start`` (e.g. '04')."""
+    found = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if start is not None:
+        start = f"{int(start):02d}"
+        if not any(p.name.startswith(start) for p in found):
+            raise ChainError(f"no notebook numbered {start} in {notebooks_dir()}")
+        found = [p for p in found if p.name[:2] >= start]
+    return found
+
+
+def notebook_parameters(path: Path, profile: str) -> dict:
+    """The profile's overrides that ``path`` declares in its parameters cell, plus ``profile``."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(path))
+    values = {"profile": profile, **PROFILES[profile]}
+    return {k: v for k, v in values.items() if k in declared}
+
+
+def run_notebook(path: Path, profile: str, progress: bool = True) -> float:
+    """Execute one notebook into ``executed/``; returns seconds. Raises :class:`ChainError`."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out = executed_dir() / path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile),
+                            cwd=str(path.parent), progress_bar=progress, kernel_name="python3")
+    except PapermillExecutionError as exc:
+        raise ChainError(
+            f"{path.name} failed in cell {exc.exec_count} (cell index {exc.cell_index}): "
+            f"{exc.ename}: {exc.evalue}\nexecuted copy with the traceback: {out}") from None
+    return time.perf_counter() - start
+
+
+def run_chain(profile: str = "full", start: str | None = None, progress: bool = True) -> dict:
+    """Run the chain; returns and writes ``results/chain_<profile>.json`` with seconds per notebook."""
+    if profile not in PROFILES:
+        raise ChainError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    notebooks = chain_notebooks(start)
+    if not notebooks:
+        raise ChainError(f"no numbered notebooks in {notebooks_dir()}")
+    times: dict[str, float] = {}
+    for i, nb in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {nb.name} ({profile} profile)", flush=True)
+        times[nb.stem] = round(run_notebook(nb, profile, progress), 1)
+        print(f"    done in {times[nb.stem]:.0f} s", flush=True)
+    record = {"profile": profile, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
+    path = results_dir() / f"chain_{profile}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"chain finished in {record['total_seconds']:.0f} s; times in {path}")
+    return record
