@@ -265,3 +265,12 @@ def encode_labels(labels: Iterable[str], classes: Sequence[str]) -> np.ndarray:
     if unknown:
         raise DataError(f"labels: {unknown} not among the {len(classes)} classes {list(classes)}")
     return np.array([index[lab] for lab in labels], dtype=np.int64)
+
+
+def shipped_metadata_root() -> Path:
+    """A root holding the REAL FSDKaggle2018 metadata CSVs shipped with the package.
+
+    ``load_metadata(shipped_metadata_root())`` works without any download (the audio is not
+    shipped: ``check_files`` must be off). Used in: notebooks/01_eda.ipynb.
+    """
+    return Path(__file__).parent / "resources"

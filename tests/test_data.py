@@ -1,4 +1,4 @@
-"""helpers/data.py against the real FSDKaggle2018 metadata (tests/fixtures/fsdkaggle2018/)."""
+"""helpers/data.py against the real FSDKaggle2018 metadata (shipped in helpers/resources/FSDKaggle2018.meta/)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from helpers.data import (
     load_metadata,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "fsdkaggle2018"
+FIXTURES = Path(__file__).parents[1] / "helpers" / "resources" / "FSDKaggle2018.meta"
 
 # train total / manually verified / test, from the dataset's metadata (shared README table).
 INSTRUMENT_COUNTS = {

@@ -24,7 +24,7 @@ from helpers.download import (
     unpack_archive,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "fsdkaggle2018"
+FIXTURES = Path(__file__).parents[1] / "helpers" / "resources" / "FSDKaggle2018.meta"
 LAYOUT = ["FSDKaggle2018.audio_test", "FSDKaggle2018.audio_train", "FSDKaggle2018.meta"]
 
 
