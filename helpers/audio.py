@@ -102,3 +102,13 @@ def find_audio_files(paths: list[str | Path]) -> list[Path]:
         else:
             found.append(p)
     return found
+
+
+def duration_seconds(path: str | Path) -> float:
+    """Length of an audio file in seconds, read from its header (no decoding)."""
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception as exc:
+        raise AudioError(path, f"cannot read header ({exc})") from exc

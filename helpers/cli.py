@@ -5,6 +5,7 @@ Commands
 data demo            build the offline demo dataset in ``data/demo`` (reused when present)
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
 chain                execute the numbered notebooks in order with papermill
+predict              label audio files or folders with a trained model (CSV on stdout)
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from helpers.predict import predict_paths
+
+    try:
+        return predict_paths(args.paths, model=args.model)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="restart from chapter NN (e.g. 04)")
     chain.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     chain.set_defaults(func=_cmd_chain)
+
+    predict = sub.add_parser("predict", help="label audio files with a trained model")
+    predict.add_argument("paths", nargs="+", type=Path, help="audio files or folders (recursive)")
+    predict.add_argument("--model", type=Path, default=None,
+                         help="model bundle folder or .tflite file (default: models/instrument_cnn)")
+    predict.set_defaults(func=_cmd_predict)
     return parser
 
 

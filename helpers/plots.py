@@ -64,3 +64,55 @@ def new_axes(ax=None, figsize=None):
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize)
     return fig, ax
+
+
+def plot_class_counts(counts, ax=None, title: str = "Clips per class", xlabel: str = "clips",
+                      highlight=None):
+    """Horizontal bars of a count table (Series, or DataFrame: stacked columns).
+
+    ``highlight``: class names to mark in bold (e.g. the instrument classes).
+    """
+    import pandas as pd
+
+    fig, ax = new_axes(ax, figsize=(8, max(3, 0.22 * len(counts))))
+    frame = counts.to_frame() if isinstance(counts, pd.Series) else counts
+    frame.plot.barh(stacked=True, ax=ax, width=0.8, legend=frame.shape[1] > 1)
+    ax.invert_yaxis()
+    ax.set(title=title, xlabel=xlabel, ylabel="class")
+    if highlight is not None:
+        for label in ax.get_yticklabels():
+            if label.get_text() in set(highlight):
+                label.set_fontweight("bold")
+    return ax
+
+
+def plot_waveform(y, sample_rate: int, ax=None, title: str = "Waveform"):
+    """Waveform against time in seconds."""
+    import numpy as np
+
+    fig, ax = new_axes(ax)
+    ax.plot(np.arange(len(y)) / sample_rate, y, linewidth=0.6)
+    ax.set(title=title, xlabel="time (s)", ylabel="amplitude (full scale = 1)")
+    return ax
+
+
+def plot_features(S, config, ax=None, title: str = "Log-mel spectrogram", colorbar: bool = True,
+                  cmap: str | None = None, colorbar_label: str | None = None):
+    """A log-mel (frequency axis in Hz, mel-spaced) or MFCC matrix (coefficient index) vs time (s).
+
+    ``S`` is (bins, frames); ``config`` a :class:`helpers.features.FeatureConfig` (sets the axes).
+    Returns the axes; the colour bar is labelled with the unit (``colorbar_label`` overrides it,
+    e.g. "standardised value" for model inputs).
+    """
+    import librosa.display
+
+    fig, ax = new_axes(ax)
+    mfcc = config.kind == "mfcc" or S.shape[0] != config.n_mels
+    img = librosa.display.specshow(
+        S, sr=config.sample_rate, hop_length=config.hop_length, x_axis="time",
+        y_axis=None if mfcc else "mel", fmin=config.fmin, fmax=config.fmax, ax=ax, cmap=cmap)
+    ax.set(title=title, xlabel="time (s)", ylabel="MFCC index" if mfcc else "frequency (Hz)")
+    if colorbar:
+        label = colorbar_label or ("coefficient value" if mfcc else "level (dB re clip peak)")
+        ax.figure.colorbar(img, ax=ax, label=label, format="%+.0f")
+    return ax

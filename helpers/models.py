@@ -1,0 +1,318 @@
+"""Models: the configurable CNN, the classical baselines, and the saved model bundle.
+
+Every network is built with Keras 2 (``tf_keras``), because TF-MOT pruning needs it; TensorFlow
+is imported inside the functions, so importing this module stays cheap.
+
+Layer-name contract (Grad-CAM, pruning and the ablation rely on it):
+
+* conv blocks' ``Conv2D`` layers are ``conv1 .. convN``;
+* hidden ``Dense`` layers are ``dense1 .. denseM``;
+* the last ``Dense`` (no activation) is ``logits``, followed by ``Activation("softmax")`` named
+  ``probs``, the model output.
+
+Input: standardised feature windows of shape ``(n_bins, n_frames, 1)`` (mel bands or MFCC
+coefficients x time frames); the model does no normalisation of its own.
+Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_pruning.ipynb,
+07_gradcam.ipynb, 08_ablation.ipynb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_FILE = "model.keras"
+META_FILE = "meta.json"
+NORMALIZER_FILE = "normalizer.npz"
+BUNDLE_FILES = (MODEL_FILE, META_FILE, NORMALIZER_FILE)
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Architecture and optimiser of :func:`build_cnn`.
+
+    ``conv_filters[i]`` and ``kernel_sizes[i]`` describe conv block ``i + 1`` (0..n blocks);
+    ``dense_units`` lists the hidden dense layers (0..n). ``dropout`` follows every conv block
+    and hidden dense layer (0 disables it). ``global_pool`` replaces ``Flatten`` by
+    ``GlobalAveragePooling2D`` after the conv blocks (ignored when there are none).
+    """
+
+    conv_filters: tuple[int, ...]
+    kernel_sizes: tuple[int, ...]
+    dense_units: tuple[int, ...]
+    dropout: float = 0.2
+    batch_norm: bool = False
+    global_pool: bool = False
+    learning_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if len(self.conv_filters) != len(self.kernel_sizes):
+            raise ValueError(
+                f"conv_filters {self.conv_filters} and kernel_sizes {self.kernel_sizes} "
+                "must have the same length (one entry per conv block)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+# The seed student project's network on MFCC windows: three 3x3 conv layers (32/64/128 filters,
+# each followed by 2x2 max pooling), Flatten, three hidden dense layers (256/128/64), dropout
+# 0.2 throughout, no batch norm. Most of its ~0.46 M weights sit in the first dense layer
+# (on 20 MFCC x 44 frames: Flatten gives 2 x 5 x 128 = 1280 features).
+SEED_CNN = CNNConfig(
+    conv_filters=(32, 64, 128),
+    kernel_sizes=(3, 3, 3),
+    dense_units=(256, 128, 64),
+    dropout=0.2,
+)
+
+# A small modern log-mel CNN: three conv blocks with batch norm, global average pooling (so the
+# weight count does not grow with the input size and the head cannot memorise positions), one
+# small dense layer. About 0.10 M weights on 64 mel bands x 44 frames, against the seed
+# network's 0.46 M on 20 MFCC x 44 frames (1.45 M if it were fed the same log-mel windows).
+LOGMEL_CNN = CNNConfig(
+    conv_filters=(32, 64, 128),
+    kernel_sizes=(3, 3, 3),
+    dense_units=(64,),
+    dropout=0.3,
+    batch_norm=True,
+    global_pool=True,
+)
+
+
+def _pool_size(height: int, width: int) -> tuple[int, int]:
+    """2x2 max pooling, but never shrink a dimension below 1 (tiny inputs in the ablation)."""
+    return (2 if height >= 2 else 1, 2 if width >= 2 else 1)
+
+
+def build_cnn(input_shape: tuple[int, int, int], n_classes: int, config: CNNConfig):
+    """Build and compile the CNN of ``config`` for windows of ``input_shape``.
+
+    ``input_shape`` is ``(n_bins, n_frames, 1)``; the output is ``(batch, n_classes)``
+    probabilities. Each conv block is Conv2D (same padding, ReLU) [+ BatchNorm] + MaxPool2D(2)
+    [+ Dropout]; with no conv block the input is flattened. Compiled with Adam
+    (``config.learning_rate``) and categorical cross-entropy on one-hot or soft targets
+    (CutMix and mixup give soft labels), metric accuracy.
+    Returns a ``tf_keras.Model``. Used in: notebooks/03_baselines.ipynb and later.
+    """
+    import tf_keras as keras
+
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (n_bins, n_frames, channels), got {input_shape}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    layers = keras.layers
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    x = inputs
+    height, width = int(input_shape[0]), int(input_shape[1])
+    blocks = zip(config.conv_filters, config.kernel_sizes, strict=True)
+    for i, (filters, kernel) in enumerate(blocks, 1):
+        x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
+        if config.batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+        pool = _pool_size(height, width)
+        if pool != (1, 1):
+            x = layers.MaxPool2D(pool, name=f"pool{i}")(x)
+            height, width = height // pool[0], width // pool[1]
+        if config.dropout > 0:
+            x = layers.Dropout(config.dropout, name=f"conv_dropout{i}")(x)
+    if config.global_pool and config.conv_filters:
+        x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    else:
+        x = layers.Flatten(name="flatten")(x)
+    for j, units in enumerate(config.dense_units, 1):
+        x = layers.Dense(units, activation="relu", name=f"dense{j}")(x)
+        if config.dropout > 0:
+            x = layers.Dropout(config.dropout, name=f"dense_dropout{j}")(x)
+    logits = layers.Dense(n_classes, name="logits")(x)
+    probs = layers.Activation("softmax", name="probs")(logits)
+    model = keras.Model(inputs, probs, name="cnn")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def count_params(model) -> int:
+    """Number of weights of ``model`` (trainable and not, e.g. batch-norm statistics)."""
+    return int(model.count_params())
+
+
+def classical_models(seed: int) -> dict[str, Any]:
+    """The classical baselines for clip-level MFCC summary statistics, keyed by display name.
+
+    Each is ``make_pipeline(StandardScaler(), estimator)`` with ``predict_proba``, seeded, and
+    sized to fit in seconds on ~1500 clips x ~120 features on 2 cores.
+    Used in: notebooks/03_baselines.ipynb.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    estimators = {
+        "Logistic regression": LogisticRegression(C=1.0, max_iter=2000, random_state=seed),
+        "Gaussian naive Bayes": GaussianNB(),
+        # Platt-scaled probabilities, the replacement sklearn 1.9 gives for SVC(probability=True)
+        "SVM (RBF)": CalibratedClassifierCV(SVC(kernel="rbf", C=10.0, gamma="scale"),
+                                            method="sigmoid", cv=5, ensemble=False),
+        "Decision tree": DecisionTreeClassifier(min_samples_leaf=2, random_state=seed),
+        "Random forest": RandomForestClassifier(n_estimators=300, min_samples_leaf=1,
+                                                n_jobs=2, random_state=seed),
+        "AdaBoost": AdaBoostClassifier(DecisionTreeClassifier(max_depth=3, random_state=seed),
+                                       n_estimators=100, learning_rate=0.5, random_state=seed),
+        "MLP": MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-3, batch_size=32, max_iter=300,
+                             early_stopping=True, n_iter_no_change=20, random_state=seed),
+        "k-NN": KNeighborsClassifier(n_neighbors=5, weights="distance"),
+    }
+    return {name: make_pipeline(StandardScaler(), est) for name, est in estimators.items()}
+
+
+# ----------------------------------------------------------------------------- model bundle
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A trained model with everything needed to use it on new audio.
+
+    ``mean``/``std`` standardise feature windows before ``model.predict`` (shapes broadcast
+    against ``(n_windows, n_bins, n_frames, 1)``). The model is loaded uncompiled (inference).
+    """
+
+    model: Any
+    classes: tuple[str, ...]
+    feature_config: Any
+    mean: np.ndarray
+    std: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+def _json_default(value: Any) -> Any:
+    """Let ``json.dump`` write numpy scalars/arrays and paths found in ``extra``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+def _tuples(value: Any) -> Any:
+    """JSON turns tuples into lists; turn them back so frozen configs compare equal."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def _inference_copy(model):
+    """An uncompiled copy with the same weights, so the saved file holds no optimizer state.
+
+    Falls back to ``model`` itself for models ``clone_model`` cannot rebuild (subclassed).
+    """
+    import tf_keras as keras
+
+    try:
+        copy = keras.models.clone_model(model)
+    except (TypeError, ValueError):
+        return model
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def save_bundle(
+    directory: Path,
+    model,
+    classes: Sequence[str],
+    feature_config,
+    normalizer_mean: np.ndarray,
+    normalizer_std: np.ndarray,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``model.keras``, ``meta.json`` and ``normalizer.npz`` into ``directory``.
+
+    ``meta.json`` holds the classes, ``dataclasses.asdict(feature_config)`` and ``extra``
+    (JSON-serialisable; numpy scalars are converted). The model is saved in the native
+    ``.keras`` format without optimizer state (an uncompiled copy), which tf_keras 2.21 saves
+    and reloads exactly, also after TF-MOT ``strip_pruning``. The write is atomic: everything goes to a temporary folder next to
+    ``directory``, which then replaces any older bundle. Returns ``directory``.
+    Used in: notebooks/04_cutmix.ipynb, 06_pruning.ipynb, 07_gradcam.ipynb.
+    """
+    directory = Path(directory)
+    if not dataclasses.is_dataclass(feature_config) or isinstance(feature_config, type):
+        raise TypeError(f"feature_config must be a dataclass instance, got {feature_config!r}")
+    meta = {
+        "classes": [str(c) for c in classes],
+        "feature_config": dataclasses.asdict(feature_config),
+        "extra": dict(extra or {}),
+        "model_file": MODEL_FILE,
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        _inference_copy(model).save(tmp / MODEL_FILE)
+        with open(tmp / META_FILE, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=2, default=_json_default)
+        np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(normalizer_mean, dtype=np.float32),
+                 std=np.asarray(normalizer_std, dtype=np.float32))
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+        tmp.rename(directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_bundle(directory: Path, config_type: type | None = None) -> Bundle:
+    """Load a bundle written by :func:`save_bundle`.
+
+    ``config_type`` rebuilds the feature configuration (default:
+    ``helpers.features.FeatureConfig``); JSON lists become tuples again.
+    Raises ``FileNotFoundError`` naming the folder and the missing files.
+    """
+    import tf_keras as keras
+
+    directory = Path(directory)
+    missing = [name for name in BUNDLE_FILES if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"model bundle {directory} is incomplete: missing {', '.join(missing)} "
+            "(write it with helpers.models.save_bundle)"
+        )
+    if config_type is None:
+        from helpers.features import FeatureConfig
+
+        config_type = FeatureConfig
+    with open(directory / META_FILE, encoding="utf-8") as fh:
+        meta = json.load(fh)
+    feature_config = config_type(**{k: _tuples(v) for k, v in meta["feature_config"].items()})
+    with np.load(directory / NORMALIZER_FILE) as npz:
+        mean, std = npz["mean"], npz["std"]
+    model = keras.models.load_model(directory / MODEL_FILE, compile=False)
+    return Bundle(model=model, classes=tuple(meta["classes"]), feature_config=feature_config,
+                  mean=mean, std=std, extra=meta.get("extra", {}))
