@@ -1,0 +1,237 @@
+"""Ablation: which parts of the network, input and training matter, over several seeds.
+
+The seed paper's grid keeps the first ``k`` conv blocks (0..3) and the first ``m`` hidden dense
+layers (0..3) of a base network: 16 architectures, from a linear model on the raw window
+(0 conv, 0 dense) to the full network. Two more factors are varied on the full network only
+(one factor at a time, not the 64-cell product): the input feature (log-mel vs MFCC) and
+augmentation (none vs e.g. CutMix). Every variant is trained with several seeds on the same
+splits, so a difference can be compared with the seed-to-seed spread.
+Used in: notebooks/08_ablation.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from helpers.models import SEED_CNN, CNNConfig
+from helpers.plots import new_axes
+
+VARIANT_COLUMNS: tuple[str, ...] = ("model", "n_conv", "n_dense", "features", "augment")
+SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "map_at_3", "params",
+                                    "train_seconds")
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": "clip accuracy (test)",
+    "macro_f1": "macro F1 (test)",
+    "map_at_3": "MAP@3 (test)",
+    "val_accuracy": "clip accuracy (validation)",
+    "params": "weights (count)",
+    "train_seconds": "training time (s)",
+}
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """The ablation plan: the grid, the one-at-a-time factors and the reference settings.
+
+    The conv x dense grid runs on ``grid_feature`` with ``grid_augment``; each other entry of
+    ``features`` and ``augments`` is tried on the full base network (all its layers).
+    """
+
+    base: CNNConfig = SEED_CNN
+    conv_counts: tuple[int, ...] = (0, 1, 2, 3)
+    dense_counts: tuple[int, ...] = (0, 1, 2, 3)
+    grid_feature: str = "mfcc"  # the seed paper's input
+    grid_augment: str = "none"
+    features: tuple[str, ...] = ("mfcc", "logmel")
+    augments: tuple[str, ...] = ("none", "cutmix")
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        from helpers.augment import KINDS
+
+        too_many = [k for k in self.conv_counts if not 0 <= k <= len(self.base.conv_filters)]
+        too_many += [m for m in self.dense_counts if not 0 <= m <= len(self.base.dense_units)]
+        if too_many:
+            raise ValueError(f"layer counts {too_many} exceed the base network "
+                             f"({len(self.base.conv_filters)} conv, "
+                             f"{len(self.base.dense_units)} dense)")
+        for kind in (self.grid_feature, *self.features):
+            if kind not in ("logmel", "mfcc"):
+                raise ValueError(f"unknown feature kind {kind!r}: 'logmel' or 'mfcc'")
+        for kind in (self.grid_augment, *self.augments):
+            if kind not in KINDS:
+                raise ValueError(f"unknown augmentation {kind!r}; choose one of {KINDS}")
+        if not self.seeds:
+            raise ValueError("need at least one seed")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained configuration: the base network cut to ``n_conv`` conv blocks and ``n_dense``
+    hidden dense layers (``cnn``), fed ``feature`` windows, trained with ``augment``."""
+
+    name: str
+    n_conv: int
+    n_dense: int
+    feature: str
+    augment: str
+    cnn: CNNConfig = field(repr=False)
+
+    @property
+    def augment_config(self):
+        """``helpers.augment.AugmentConfig`` for training, or None for no augmentation."""
+        from helpers.augment import AugmentConfig
+
+        return None if self.augment == "none" else AugmentConfig(kind=self.augment)
+
+
+def cut_network(base: CNNConfig, n_conv: int, n_dense: int) -> CNNConfig:
+    """``base`` with only its first ``n_conv`` conv blocks and first ``n_dense`` dense layers."""
+    if not 0 <= n_conv <= len(base.conv_filters) or not 0 <= n_dense <= len(base.dense_units):
+        raise ValueError(f"cannot keep {n_conv} conv / {n_dense} dense layers of a network with "
+                         f"{len(base.conv_filters)} / {len(base.dense_units)}")
+    return replace(base, conv_filters=base.conv_filters[:n_conv],
+                   kernel_sizes=base.kernel_sizes[:n_conv], dense_units=base.dense_units[:n_dense])
+
+
+def make_variant(base: CNNConfig, n_conv: int, n_dense: int, feature: str = "mfcc",
+                 augment: str = "none") -> Variant:
+    """One :class:`Variant`, named like ``"conv2-dense1 mfcc"`` (+ ``" + cutmix"``)."""
+    name = f"conv{n_conv}-dense{n_dense} {feature}" + ("" if augment == "none" else f" + {augment}")
+    return Variant(name, n_conv, n_dense, feature, augment, cut_network(base, n_conv, n_dense))
+
+
+def variants(config: AblationConfig | None = None) -> list[Variant]:
+    """The conv x dense grid, then the full network with each other feature and augmentation.
+
+    ``config`` defaults to ``AblationConfig()`` (the seed network on MFCC, 16 + 2 variants).
+    Order: grid row by row (conv count, then dense count), then the extra factors; no
+    duplicates (the full network on the grid's settings appears once).
+    """
+    config = config or AblationConfig()
+    full_conv, full_dense = max(config.conv_counts), max(config.dense_counts)
+    plan = [(k, m, config.grid_feature, config.grid_augment)
+            for k in config.conv_counts for m in config.dense_counts]
+    plan += [(full_conv, full_dense, f, config.grid_augment) for f in config.features]
+    plan += [(full_conv, full_dense, config.grid_feature, a) for a in config.augments]
+    seen, out = set(), []
+    for item in plan:
+        if item not in seen:
+            seen.add(item)
+            out.append(make_variant(config.base, *item))
+    return out
+
+
+def run_ablation(prepared_by_kind: Mapping[str, object], variant_list: Sequence[Variant],
+                 seeds: Iterable[int], train_config, progress: bool = True) -> pd.DataFrame:
+    """Train and score every variant with every seed (:func:`helpers.experiment.run_variant`).
+
+    ``prepared_by_kind`` maps a feature kind ("logmel", "mfcc") to its
+    :class:`helpers.experiment.Prepared` (the same clips and splits); ``train_config`` a
+    :class:`helpers.training.TrainConfig` whose seed is replaced by each seed. Returns one row
+    per (variant, seed): the variant columns ``n_conv, n_dense, features, augment`` plus
+    run_variant's scores, size and time.
+    """
+    import tf_keras as keras
+    from tqdm.auto import tqdm
+
+    from helpers.experiment import run_variant
+
+    seeds = list(seeds)
+    missing = sorted({v.feature for v in variant_list} - set(prepared_by_kind))
+    if missing:
+        raise KeyError(f"no prepared data for feature kind(s) {missing}; "
+                       f"have {sorted(prepared_by_kind)}")
+    rows = []
+    with tqdm(total=len(variant_list) * len(seeds), desc="ablation", unit="run",
+              disable=not progress) as bar:
+        for variant in variant_list:
+            for seed in seeds:
+                bar.set_postfix_str(f"{variant.name}, seed {seed}")
+                row = run_variant(prepared_by_kind[variant.feature], variant.name, variant.cnn,
+                                  replace(train_config, seed=seed),
+                                  augment=variant.augment_config)
+                rows.append({**row, "n_conv": variant.n_conv, "n_dense": variant.n_dense,
+                             "features": variant.feature, "augment": variant.augment})
+                keras.backend.clear_session()  # free the graph of finished runs
+                bar.update()
+    from helpers.evaluation import results_table
+
+    return results_table(rows)
+
+
+def summarise(table: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
+    """Mean, standard deviation (ddof=1; NaN for one seed) and count over seeds per variant.
+
+    One row per variant in order of first appearance, columns ``model, n_conv, n_dense,
+    features, augment, n`` and ``<metric>_mean``, ``<metric>_std`` for each metric present.
+    """
+    keys = [c for c in VARIANT_COLUMNS if c in table.columns]
+    metrics = [m for m in metrics if m in table.columns]
+    grouped = table.groupby(keys, sort=False, dropna=False)
+    out = grouped.size().rename("n").to_frame()
+    for metric in metrics:
+        out[f"{metric}_mean"] = grouped[metric].mean()
+        out[f"{metric}_std"] = grouped[metric].std(ddof=1)
+    return out.reset_index()
+
+
+def plot_ablation(summary: pd.DataFrame, metric: str = "accuracy", ax=None,
+                  title: str | None = None):
+    """Horizontal bars of ``<metric>_mean`` per variant with ``<metric>_std`` error bars.
+
+    ``summary`` comes from :func:`summarise`. Returns the axes.
+    Used in: notebooks/08_ablation.ipynb.
+    """
+    _, ax = new_axes(ax, figsize=(8, max(3.0, 0.3 * len(summary) + 1)))
+    label = METRIC_LABELS.get(metric, metric)
+    y = np.arange(len(summary))
+    std = summary[f"{metric}_std"].fillna(0.0) if f"{metric}_std" in summary else None
+    ax.barh(y, summary[f"{metric}_mean"], xerr=std, capsize=3, color="C0", alpha=0.85)
+    ax.set_yticks(y, summary["model"])
+    ax.invert_yaxis()
+    n = int(summary["n"].max()) if "n" in summary else 1
+    ax.set(title=title or f"Ablation: {label} (mean ± std over {n} seed(s))",
+           xlabel=label, ylabel="variant")
+    return ax
+
+
+def grid_table(summary: pd.DataFrame, metric: str = "accuracy", feature: str | None = None,
+               augment: str | None = None) -> pd.DataFrame:
+    """``<metric>_mean`` as a table: rows conv blocks, columns dense layers.
+
+    ``feature``/``augment`` select the grid's settings (default: the pair with most variants).
+    """
+    data = summary
+    if feature is None or augment is None:
+        common = summary.groupby(["features", "augment"]).size().idxmax()
+        feature = feature or common[0]
+        augment = augment or common[1]
+    data = data[(data["features"] == feature) & (data["augment"] == augment)]
+    table = data.pivot_table(index="n_conv", columns="n_dense", values=f"{metric}_mean")
+    table.attrs.update(feature=feature, augment=augment)
+    return table
+
+
+def plot_grid(summary: pd.DataFrame, metric: str = "accuracy", ax=None,
+              feature: str | None = None, augment: str | None = None, title: str | None = None):
+    """Heatmap of the conv x dense grid (mean ``metric`` over seeds), annotated with the values.
+
+    Returns the axes. Used in: notebooks/08_ablation.ipynb.
+    """
+    import seaborn as sns
+
+    table = grid_table(summary, metric, feature, augment)
+    label = METRIC_LABELS.get(metric, metric)
+    _, ax = new_axes(ax, figsize=(6, 5))
+    sns.heatmap(table, ax=ax, annot=True, fmt=".3g", cmap="viridis", square=True,
+                cbar_kws={"label": f"{label}, mean over seeds"})
+    ax.set(title=title or f"{label}: conv blocks x dense layers "
+                          f"({table.attrs['feature']}, augment: {table.attrs['augment']})",
+           xlabel="hidden dense layers kept", ylabel="conv blocks kept")
+    ax.tick_params(axis="y", labelrotation=0)
+    return ax

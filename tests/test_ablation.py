@@ -1,0 +1,152 @@
+"""helpers.ablation: the conv x dense grid, runs over seeds, summary statistics, plots."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import helpers  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from helpers.ablation import (  # noqa: E402
+    AblationConfig,
+    cut_network,
+    grid_table,
+    make_variant,
+    plot_ablation,
+    plot_grid,
+    run_ablation,
+    summarise,
+    variants,
+)
+from helpers.experiment import Prepared  # noqa: E402
+from helpers.features import FeatureConfig, FeatureSet  # noqa: E402
+from helpers.models import SEED_CNN, CNNConfig, build_cnn  # noqa: E402
+from helpers.training import TrainConfig  # noqa: E402
+
+CLASSES = ["Bass", "Cello", "Flute"]
+TINY = CNNConfig(conv_filters=(4, 4, 4), kernel_sizes=(3, 3, 3), dense_units=(8, 8, 8),
+                 dropout=0.1)
+
+
+def _prepared(kind: str) -> Prepared:
+    """3 classes, windows (8, 8, 1), 2 windows per clip; 6 train clips, 3 val, 3 test."""
+    # 8 bins x 8 frames: 1 + round(0.1625 s * 22050 Hz / 512) = 8
+    config = FeatureConfig(kind=kind, n_mels=8, n_mfcc=8, window_seconds=0.1625)
+    rng = np.random.default_rng(0 if kind == "logmel" else 1)
+    splits = {}
+    for split, n in (("train", 6), ("val", 3), ("test", 3)):
+        fnames = [f"{split}{i}.wav" for i in range(n)]
+        clips = pd.DataFrame({"fname": fnames, "label": [CLASSES[i % 3] for i in range(n)],
+                              "split": split})
+        X = rng.normal(size=(2 * n, *config.input_shape)).astype(np.float32)
+        splits[split] = FeatureSet(X=X, clip_ids=np.repeat(fnames, 2), clips=clips,
+                                   skipped=pd.DataFrame(), config=config)
+    return Prepared(classes=CLASSES, feature_config=config, splits=splits,
+                    mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
+
+
+def test_default_plan_is_the_seed_grid_plus_one_factor_at_a_time():
+    plan = variants()
+    grid = [v for v in plan if v.feature == "mfcc" and v.augment == "none"]
+    assert len(grid) == 16 and len(plan) == 18 and len({v.name for v in plan}) == 18
+    assert {(v.n_conv, v.n_dense) for v in grid} == {(k, m) for k in range(4) for m in range(4)}
+    extra = plan[16:]
+    assert [(v.n_conv, v.n_dense, v.feature, v.augment) for v in extra] == [
+        (3, 3, "logmel", "none"), (3, 3, "mfcc", "cutmix")]
+    assert extra[1].augment_config.kind == "cutmix" and grid[0].augment_config is None
+    full = next(v for v in grid if (v.n_conv, v.n_dense) == (3, 3))
+    assert full.cnn == SEED_CNN and full.name == "conv3-dense3 mfcc"
+
+
+def test_grid_variants_build_models_with_the_right_layer_counts():
+    for v in variants(AblationConfig(base=TINY, features=(), augments=())):
+        model = build_cnn((8, 8, 1), 3, v.cnn)
+        names = [layer.name for layer in model.layers]
+        assert sum(n.startswith("conv") and n[4:].isdigit() for n in names) == v.n_conv
+        assert sum(n.startswith("dense") and n[5:].isdigit() for n in names) == v.n_dense
+        assert names[-2:] == ["logits", "probs"]
+        assert v.cnn.conv_filters == TINY.conv_filters[:v.n_conv]
+        assert v.cnn.dropout == TINY.dropout  # everything else is the base's
+
+
+def test_bad_plans_are_refused():
+    with pytest.raises(ValueError, match="exceed the base"):
+        AblationConfig(base=TINY, dense_counts=(0, 4))
+    with pytest.raises(ValueError, match="feature kind"):
+        AblationConfig(features=("stft",))
+    with pytest.raises(ValueError, match="augmentation"):
+        AblationConfig(augments=("pitchshift",))
+    with pytest.raises(ValueError, match="cannot keep"):
+        cut_network(CNNConfig((4,), (3,), ()), 2, 0)
+
+
+def test_summarise_by_hand():
+    table = pd.DataFrame({
+        "model": ["a", "a", "a", "b"], "n_conv": [1, 1, 1, 0], "n_dense": [0, 0, 0, 0],
+        "features": "mfcc", "augment": "none", "seed": [0, 1, 2, 0],
+        "accuracy": [0.5, 0.6, 0.7, 0.4], "map_at_3": [0.6, 0.6, 0.9, 0.5],
+        "params": [10, 10, 10, 4]})
+    summary = summarise(table)
+    assert list(summary["model"]) == ["a", "b"] and list(summary["n"]) == [3, 1]
+    a = summary.iloc[0]
+    assert a["accuracy_mean"] == pytest.approx(0.6)
+    assert a["accuracy_std"] == pytest.approx(0.1)  # sample std (ddof=1)
+    assert a["map_at_3_std"] == pytest.approx(np.std([0.6, 0.6, 0.9], ddof=1))
+    assert a["params_mean"] == 10 and a["params_std"] == 0
+    assert np.isnan(summary.iloc[1]["accuracy_std"])  # one seed: no spread
+    assert "macro_f1_mean" not in summary  # absent metrics are skipped
+
+
+def test_run_ablation_returns_one_row_per_variant_and_seed():
+    prepared = {"logmel": _prepared("logmel"), "mfcc": _prepared("mfcc")}
+    plan = [make_variant(TINY, 1, 1, "logmel"), make_variant(TINY, 0, 0, "mfcc", "mixup")]
+    train = TrainConfig(epochs=1, batch_size=4, patience=1)
+    table = run_ablation(prepared, plan, seeds=[0, 1], train_config=train, progress=False)
+    assert len(table) == 4
+    assert list(table["model"]) == ["conv1-dense1 logmel"] * 2 + ["conv0-dense0 mfcc + mixup"] * 2
+    assert list(table["seed"]) == [0, 1, 0, 1]
+    assert list(table["features"]) == ["logmel", "logmel", "mfcc", "mfcc"]
+    assert list(table["augment"]) == ["none", "none", "mixup", "mixup"]
+    assert list(table["n_conv"]) == [1, 1, 0, 0] and list(table["n_dense"]) == [1, 1, 0, 0]
+    assert table[["accuracy", "map_at_3", "macro_f1"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (table["epochs_run"] == 1).all() and (table["n_clips"] == 3).all()
+    assert table["params"].iloc[2] == 8 * 8 * 3 + 3  # a linear model on the flat window
+    summary = summarise(table)
+    assert list(summary["n"]) == [2, 2]
+    with pytest.raises(KeyError, match="mfcc"):
+        run_ablation({"logmel": prepared["logmel"]}, plan, [0], train, progress=False)
+
+
+def _fake_summary() -> pd.DataFrame:
+    rows = []
+    for k in range(3):
+        for m in range(2):
+            for seed in range(2):
+                rows.append({"model": f"conv{k}-dense{m} mfcc", "n_conv": k, "n_dense": m,
+                             "features": "mfcc", "augment": "none", "seed": seed,
+                             "accuracy": 0.3 + 0.1 * k + 0.02 * m + 0.01 * seed})
+    rows.append({"model": "conv2-dense1 logmel", "n_conv": 2, "n_dense": 1,
+                 "features": "logmel", "augment": "none", "seed": 0, "accuracy": 0.9})
+    return summarise(pd.DataFrame(rows))
+
+
+def test_plots_have_titles_labels_and_colour_bar():
+    summary = _fake_summary()
+    ax = plot_ablation(summary, "accuracy")
+    assert "accuracy" in ax.get_title() and "2 seed" in ax.get_title()
+    assert ax.get_xlabel() == "clip accuracy (test)" and ax.get_ylabel() == "variant"
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(summary["model"])
+    table = grid_table(summary, "accuracy")
+    assert table.shape == (3, 2) and table.attrs["feature"] == "mfcc"
+    assert table.loc[2, 1] == pytest.approx(0.3 + 0.2 + 0.02 + 0.005)
+    ax = plot_grid(summary, "accuracy")
+    assert ax.get_title() and ax.get_xlabel() == "hidden dense layers kept"
+    assert ax.get_ylabel() == "conv blocks kept"
+    assert ax.figure.axes[-1].get_ylabel() == "clip accuracy (test), mean over seeds"
+    assert len(ax.texts) == 6  # every cell annotated
+    plt.close("all")

@@ -1,0 +1,230 @@
+"""helpers.pruning: schedule, measured sparsity, file/TFLite size, TFLite bundle, sweep, plot."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import helpers  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from helpers.experiment import Prepared  # noqa: E402
+from helpers.features import FeatureConfig, FeatureSet  # noqa: E402
+from helpers.models import CNNConfig, build_cnn  # noqa: E402
+from helpers.predict import load_predictor, predict_paths  # noqa: E402
+from helpers.pruning import (  # noqa: E402
+    PruneConfig,
+    assert_sparsity,
+    count_nonzero,
+    gzip_size,
+    keras_file_bytes,
+    layer_sparsity,
+    plot_sweep,
+    prune_model,
+    save_tflite_bundle,
+    schedule_steps,
+    sparsity,
+    sweep,
+    tflite_latency,
+    tflite_predict,
+    tflite_scores,
+    to_tflite,
+)
+from helpers.training import set_seed  # noqa: E402
+
+# 8 mel bands x 8 frames: 1 + round(0.1625 s * 22050 Hz / 512) = 8
+FEATURES = FeatureConfig(n_mels=8, window_seconds=0.1625, window_hop_seconds=0.1)
+SHAPE = FEATURES.input_shape
+CLASSES = ["Bass", "Cello", "Flute"]
+CNN = CNNConfig(conv_filters=(8,), kernel_sizes=(3,), dense_units=(64,), dropout=0.0)
+
+
+def _toy(y: np.ndarray, seed: int) -> np.ndarray:
+    """Toy windows (n, 8, 8, 1) for labels ``y``: class c raises mel rows 2c..2c+2."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(len(y), *SHAPE)).astype(np.float32)
+    for c in range(3):
+        X[y == c, 2 * c:2 * c + 3] += 2.0
+    return X
+
+
+def _windows(n: int, seed: int):
+    """``n`` toy windows and their labels (classes in turn)."""
+    y = np.arange(n) % 3
+    return _toy(y, seed), y
+
+
+def _prepared(n_clips: int = 6, windows_per_clip: int = 2) -> Prepared:
+    """A Prepared with train/val/test FeatureSets of toy windows (no audio)."""
+    splits = {}
+    for seed, split in enumerate(("train", "val", "test")):
+        n = n_clips * (4 if split == "train" else 1)
+        fnames = [f"{split}{i}.wav" for i in range(n)]
+        clips = pd.DataFrame({"fname": fnames, "label": [CLASSES[i % 3] for i in range(n)],
+                              "split": split})
+        y = np.repeat(np.arange(n) % 3, windows_per_clip)
+        splits[split] = FeatureSet(X=_toy(y, 10 + seed), clip_ids=np.repeat(fnames,
+                                   windows_per_clip), clips=clips, skipped=pd.DataFrame(),
+                                   config=FEATURES)
+    return Prepared(classes=CLASSES, feature_config=FEATURES, splits=splits,
+                    mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CNN trained on the toy windows, with its data."""
+    import tf_keras as keras
+
+    X, y = _windows(240, 0)
+    Xv, yv = _windows(60, 1)
+    set_seed(0)
+    model = build_cnn(SHAPE, 3, CNN)
+    model.fit(X, keras.utils.to_categorical(y, 3), batch_size=32, epochs=4, verbose=0)
+    return model, X, y, Xv, yv
+
+
+@pytest.fixture(scope="module")
+def pruned(trained):
+    model, X, y, Xv, yv = trained
+    config = PruneConfig(target_sparsity=0.75, fine_tune_epochs=3, batch_size=32,
+                         learning_rate=1e-3)
+    return prune_model(model, X, y, Xv, yv, 3, config, seed=0)
+
+
+def test_schedule_reaches_the_target_inside_the_fine_tuning():
+    s = schedule_steps(240, PruneConfig(0.8, fine_tune_epochs=3, batch_size=32))
+    assert (s.steps_per_epoch, s.total_steps) == (8, 24)
+    assert s.end_step <= s.total_steps and s.end_step % s.frequency == 0
+    assert s.end_step >= 0.5 * s.total_steps and s.total_steps // s.frequency >= 5
+    tiny = schedule_steps(40, PruneConfig(0.8, fine_tune_epochs=2, batch_size=32))
+    assert tiny.total_steps == 4 and tiny.frequency == 1 and 1 <= tiny.end_step <= 4
+    # TF-MOT's default frequency of 100 on a small dataset would never update a mask
+    with pytest.raises(ValueError, match="never be updated"):
+        schedule_steps(240, PruneConfig(0.8, fine_tune_epochs=3, frequency=100))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="target_sparsity"):
+        PruneConfig(target_sparsity=1.0)
+    with pytest.raises(ValueError, match="initial_sparsity"):
+        PruneConfig(target_sparsity=0.5, initial_sparsity=0.6)
+
+
+def test_sparsity_and_nonzero_on_hand_set_weights():
+    model = build_cnn((4, 4, 1), 2, CNNConfig((2,), (3,), (), dropout=0.0))
+    weights = [np.ones_like(w) for w in model.get_weights()]
+    weights[0][..., 0] = 0.0  # conv kernel (3, 3, 1, 2): half of it zero
+    model.set_weights(weights)
+    conv = 18
+    logits = 2 * 2 * 2 * 2  # flatten (2*2*2) x 2 classes
+    assert sparsity(model) == pytest.approx(9 / (conv + logits))
+    assert count_nonzero(model) == model.count_params() - 9
+    table = layer_sparsity(model)
+    assert list(table.index) == ["conv1", "logits"]
+    assert table.loc["conv1", "sparsity"] == 0.5 and table.loc["logits", "sparsity"] == 0.0
+    with pytest.raises(AssertionError, match="below the target"):
+        assert_sparsity(model, 0.5)
+
+
+def test_prune_model_reaches_the_target_and_keeps_the_original(trained, pruned):
+    model, X, y, Xv, yv = trained
+    before = sparsity(model)
+    stripped, info = pruned
+    assert before < 0.01 and sparsity(model) == before  # the original is untouched
+    assert info["sparsity"] == pytest.approx(0.75, abs=0.02)
+    assert assert_sparsity(stripped, 0.75) == info["sparsity"]
+    assert (layer_sparsity(stripped)["sparsity"] > 0.7).all()
+    assert info["nonzero"] == count_nonzero(stripped) < 0.4 * model.count_params()
+    assert [layer.name for layer in stripped.layers] == [layer.name for layer in model.layers]
+    assert len(info["history"]["loss"]) == 3 and info["seconds"] > 0
+    # still a classifier: compiled for evaluation and better than chance on the toy task
+    loss, accuracy = stripped.evaluate(Xv, np.eye(3)[yv], verbose=0)
+    assert accuracy > 0.8
+
+
+def test_pruned_model_compresses_better(trained, pruned):
+    model = trained[0]
+    dense = keras_file_bytes(model)
+    sparse = keras_file_bytes(pruned[0])
+    assert abs(len(dense) - len(sparse)) < 0.05 * len(dense)  # zeros still take space ...
+    assert gzip_size(sparse) < 0.7 * gzip_size(dense)  # ... but compress
+    assert gzip_size(b"a" * 1000) < 100
+
+
+def test_tflite_modes_agree_with_keras(trained, pruned, tmp_path):
+    stripped = pruned[0]
+    X, Xv = trained[1], trained[3]
+    keras_probs = stripped.predict(Xv, verbose=0)
+    sizes = {}
+    for mode in ("float", "dynamic", "int8"):
+        blob = to_tflite(stripped, mode, representative=X)
+        sizes[mode] = len(blob)
+        probs = tflite_predict(blob, Xv)
+        assert probs.shape == keras_probs.shape
+        agree = np.mean(probs.argmax(1) == keras_probs.argmax(1))
+        if mode == "float":
+            np.testing.assert_allclose(probs, keras_probs, atol=1e-5)
+        else:
+            assert agree >= 0.9 and np.abs(probs - keras_probs).max() < 0.15
+    assert sizes["int8"] < 0.5 * sizes["float"] and sizes["dynamic"] < 0.5 * sizes["float"]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(stripped, "float"))
+    assert gzip_size(path) == gzip_size(path.read_bytes())
+    with pytest.raises(ValueError, match="representative"):
+        to_tflite(stripped, "int8")
+    with pytest.raises(ValueError, match="unknown TFLite mode"):
+        to_tflite(stripped, "fp16")
+
+
+def test_tflite_latency_reports_per_window_times(pruned, trained):
+    blob = to_tflite(pruned[0], "int8", representative=trained[1])
+    timing = tflite_latency(blob, trained[3], n=20)
+    assert set(timing) == {"mean_ms", "p50_ms", "p95_ms"}
+    assert 0 < timing["p50_ms"] <= timing["p95_ms"] and timing["mean_ms"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+def test_tflite_bundle_works_with_the_predict_command(pruned, tmp_path, write_tone):
+    blob = to_tflite(pruned[0], "int8", representative=np.zeros((4, *SHAPE), np.float32))
+    path = save_tflite_bundle(tmp_path / "bundle", blob, CLASSES, FEATURES,
+                              mean=np.full(8, -40.0), std=np.full(8, 20.0),
+                              extra={"sparsity": np.float64(0.75)})
+    assert path == tmp_path / "bundle" / "model.tflite" and path.is_file()
+    predictor = load_predictor(path)
+    assert predictor.classes == tuple(CLASSES) and predictor.feature_config == FEATURES
+    probs = predictor.predict_file(write_tone("a.wav", seconds=0.5))
+    assert probs.shape == (3,) and abs(probs.sum() - 1) < 0.05
+    out, err = io.StringIO(), io.StringIO()
+    assert predict_paths([write_tone("b.wav")], model=path, out=out, err=err) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("path,top1") and lines[1].split(",")[1] in CLASSES
+    # rewriting replaces the old bundle
+    save_tflite_bundle(tmp_path / "bundle", blob, CLASSES, FEATURES, np.zeros(8), np.ones(8))
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == [
+        "meta.json", "model.tflite", "normalizer.npz"]
+
+
+def test_sweep_scores_each_sparsity_and_plots(trained):
+    prepared = _prepared()
+    config = PruneConfig(target_sparsity=0.0, fine_tune_epochs=2, batch_size=8)
+    table, models = sweep(trained[0], prepared, [0.0, 0.8], config, progress=False)
+    assert list(table["model"]) == ["dense", "pruned 0%", "pruned 80%"]
+    assert set(models) == {0.0, 0.8}
+    assert table["sparsity"].iloc[2] == pytest.approx(0.8, abs=0.02)
+    assert table["sparsity"].iloc[1] < 0.01
+    assert table["gzip_bytes"].iloc[2] < table["gzip_bytes"].iloc[0]
+    for column in ("accuracy", "map_at_3", "val_accuracy", "val_map_at_3"):
+        assert table[column].between(0, 1).all()
+    assert table["map_at_3"].iloc[0] >= table["accuracy"].iloc[0]
+    scores = tflite_scores(to_tflite(models[0.8], "float"), prepared, "test")
+    assert scores["accuracy"] == pytest.approx(table["accuracy"].iloc[2])
+    ax = plot_sweep(table)
+    assert ax.get_title() and "sparsity" in ax.get_xlabel() and ax.get_ylabel()
+    assert len(ax.get_lines()) == 4  # two metrics, pruned and dense
+    plt.close("all")
