@@ -24,6 +24,7 @@ demo: setup
 
 run: demo
 	$(BIN)/python -m helpers chain --profile full
+	$(BIN)/python -m helpers report
 
 test: demo
 	$(BIN)/python -m pytest

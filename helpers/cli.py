@@ -6,6 +6,7 @@ data demo            build the offline demo dataset in ``data/demo`` (reused whe
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
 chain                execute the numbered notebooks in order with papermill
 predict              label audio files or folders with a trained model (CSV on stdout)
+tune                 random search of the CNN's hyperparameters (``--workers N``: distributed)
 """
 
 from __future__ import annotations
@@ -51,6 +52,58 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from helpers.tuning import TuneJob, TuningError, run_tune_command
+
+    try:
+        job = TuneJob(**{f.name: getattr(args, f.name) for f in fields(TuneJob)})
+        return run_tune_command(job)
+    except (TuningError, ValueError, FileNotFoundError) as exc:
+        print(f"tune: {exc}", file=sys.stderr)
+        return 2
+
+
+def _add_tune_parser(sub) -> None:
+    tune = sub.add_parser(
+        "tune", help="random search of the CNN's hyperparameters",
+        description="Random search scored on validation MAP@3. --workers N starts a KerasTuner "
+                    "chief and N workers here; with KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and "
+                    "KERASTUNER_ORACLE_PORT set, the command runs that one role instead.")
+    tune.add_argument("--dataset", choices=["demo", "fsdkaggle2018"], default="demo")
+    tune.add_argument("--subset", default="instruments19",
+                      help="subset name or comma-separated class names (default instruments19)")
+    tune.add_argument("--max-clips-per-class", type=int, default=None)
+    tune.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
+    tune.add_argument("--epochs", type=int, default=20, help="max epochs per trial (default 20)")
+    tune.add_argument("--patience", type=int, default=4, help="early-stopping patience")
+    tune.add_argument("--seed", type=int, default=0, help="split, training and sampling seed")
+    tune.add_argument("--workers", type=int, default=0,
+                      help="local worker processes (default 0: search in this process)")
+    tune.add_argument("--host", default="127.0.0.1", help="address the chief listens on")
+    tune.add_argument("--port", type=int, default=0, help="chief's port (default: a free one)")
+    tune.add_argument("--directory", type=Path, default=None,
+                      help="KerasTuner folder (default results/tuning)")
+    tune.add_argument("--project-name", default="tuning")
+    tune.add_argument("--best", type=Path, default=None,
+                      help="where to write the best configuration "
+                           "(default results/best_hyperparameters.json)")
+    tune.add_argument("--timeout", type=float, default=3600.0,
+                      help="seconds before unfinished processes are stopped (default 3600)")
+    tune.add_argument("--wait-seconds", type=float, default=300.0,
+                      help="how long the chief waits for all workers before starting")
+    tune.add_argument("--verbose", type=int, default=0, choices=[0, 1])
+    tune.set_defaults(func=_cmd_tune)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from helpers.report import write_readme
+
+    print(f"updated {write_readme()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", type=Path, default=None,
                          help="model bundle folder or .tflite file (default: models/instrument_cnn)")
     predict.set_defaults(func=_cmd_predict)
+
+    report = sub.add_parser("report", help="regenerate the README's results and gallery")
+    report.set_defaults(func=_cmd_report)
+
+    _add_tune_parser(sub)
     return parser
 
 

@@ -96,14 +96,19 @@ def score(model, prepared: Prepared, split: str = "test") -> dict:
     return clip_metrics(prepared.clip_y(split), clip_probabilities(model, prepared, split))
 
 
-def run_variant(prepared: Prepared, name: str, cnn_config, train_config, augment=None) -> dict:
-    """Train one variant with one seed and return a results row (test and val scores, size, time)."""
+def run_variant(prepared: Prepared, name: str, cnn_config, train_config, augment=None,
+                return_model: bool = False):
+    """Train one variant with one seed and return a results row (test and val scores, size, time).
+
+    With ``return_model`` the result is ``(row, model, TrainResult)``.
+    """
     from helpers.models import count_params
 
     model, result = train_cnn(prepared, cnn_config, train_config, augment=augment)
     test = score(model, prepared, "test")
     val = score(model, prepared, "val")
-    return {"model": name, "seed": train_config.seed, **test,
-            "val_accuracy": val["accuracy"], "val_map_at_3": val["map_at_3"],
-            "params": count_params(model), "train_seconds": result.seconds,
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
+    row = {"model": name, "seed": train_config.seed, **test,
+           "val_accuracy": val["accuracy"], "val_map_at_3": val["map_at_3"],
+           "params": count_params(model), "train_seconds": result.seconds,
+           "best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
+    return (row, model, result) if return_model else row

@@ -34,7 +34,7 @@ class FeatureConfig:
     fmax: float | None = None  # Hz; None = Nyquist
     top_db: float = 80.0  # dynamic range kept below the clip's peak
     window_seconds: float = 1.0  # length of one model input
-    window_hop_seconds: float = 0.5  # hop between windows of one clip
+    window_hop_seconds: float = 1.0  # hop between windows of one clip (no overlap: half the training cost)
     max_seconds: float | None = 10.0  # longer clips are cut (FSDKaggle2018 has up to 30 s)
     silent_window_db: float = -60.0  # windows whose peak is below this (re clip peak) are dropped
 

@@ -8,8 +8,15 @@ import pytest
 import soundfile as sf
 
 from helpers.features import (
-    FeatureConfig, clip_summary, clip_windows, extract_features, fit_standardizer, log_mel, mfcc,
-    standardize, window_starts,
+    FeatureConfig,
+    clip_summary,
+    clip_windows,
+    extract_features,
+    fit_standardizer,
+    log_mel,
+    mfcc,
+    standardize,
+    window_starts,
 )
 from tests.conftest import tone
 

@@ -1,0 +1,88 @@
+"""The README as the report: its results table and figure gallery are generated, never typed.
+
+``python -m helpers report`` (run by ``make run`` after the chain) rewrites the parts of
+README.md between ``<!-- results:start -->`` / ``<!-- results:end -->`` and
+``<!-- gallery:start -->`` / ``<!-- gallery:end -->`` from ``results/summary.json`` and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from helpers.paths import REPO_ROOT, figures_dir, results_dir
+from helpers.results import load_summary
+
+MARKERS = {"results": ("<!-- results:start -->", "<!-- results:end -->"),
+           "gallery": ("<!-- gallery:start -->", "<!-- gallery:end -->")}
+
+
+def _fmt(value, std=None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.{digits}f}"
+    return f"{text} ± {std:.{digits}f}" if std is not None else text
+
+
+def results_markdown(summary: dict) -> str:
+    """A Markdown table of every model variant scored on the test split."""
+    models = summary.get("models", {})
+    if not models:
+        return "_No results yet: run `make run`._"
+    lines = ["| model (notebook) | test accuracy | macro-F1 | MAP@3 | parameters | seeds |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name in sorted(models):
+        m = models[name]
+        params = m.get("params")
+        lines.append(
+            f"| {name} | {_fmt(m.get('accuracy'), m.get('accuracy_std'))} "
+            f"| {_fmt(m.get('macro_f1'), m.get('macro_f1_std'))} "
+            f"| {_fmt(m.get('map_at_3'), m.get('map_at_3_std'))} "
+            f"| {f'{params:,.0f}' if isinstance(params, (int, float)) else '–'} "
+            f"| {m.get('seeds', 1)} |")
+    dataset = sorted({m.get("dataset", "?") for m in models.values()})
+    lines.append("")
+    lines.append(f"Dataset: {', '.join(dataset)}; mean ± standard deviation over seeds where "
+                 "a model was trained more than once. Generated from `results/summary.json`.")
+    chain = results_dir() / "chain_full.json"
+    if chain.is_file():
+        times = json.loads(chain.read_text())
+        per_nb = ", ".join(f"{k} {v:.0f} s" for k, v in times["seconds"].items())
+        lines.append(f"Chain run time (full profile): {times['total_seconds'] / 60:.1f} min ({per_nb}).")
+    return "\n".join(lines)
+
+
+def gallery_markdown(folder: Path | None = None) -> str:
+    """Every figure of ``figures/``, grouped by notebook number."""
+    folder = folder or figures_dir()
+    figures = sorted(folder.glob("*.png"))
+    if not figures:
+        return "_No figures yet: run `make run`._"
+    lines, current = [], None
+    for fig in figures:
+        if fig.name[:2] != current:
+            current = fig.name[:2]
+            lines.append(f"\n**Notebook {current}**\n")
+        rel = fig.relative_to(REPO_ROOT) if fig.is_relative_to(REPO_ROOT) else fig
+        lines.append(f"- [{fig.stem}]({rel})")
+    return "\n".join(lines).strip()
+
+
+def replace_between(text: str, key: str, body: str) -> str:
+    """Replace what stands between the two markers of ``key`` (they must exist)."""
+    start, end = MARKERS[key]
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README lacks the markers {start} ... {end}")
+    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text)
+
+
+def write_readme(readme: Path | None = None) -> Path:
+    """Regenerate the results table and the gallery in README.md."""
+    readme = readme or REPO_ROOT / "README.md"
+    text = readme.read_text()
+    text = replace_between(text, "results", results_markdown(load_summary()))
+    text = replace_between(text, "gallery", gallery_markdown())
+    readme.write_text(text)
+    return readme
