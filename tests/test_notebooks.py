@@ -60,7 +60,8 @@ def smoke_runs(tmp_path_factory):
     """Two smoke runs of the whole chain (the second reuses the feature cache)."""
     if not (ROOT / "data" / "demo" / ".complete").exists() and "HELPERS_DATA_DIR" not in os.environ:
         pytest.fail("the demo dataset is missing: run `make test` (it builds data/demo first)")
-    runs = [tmp_path_factory.mktemp(f"smoke{i}") for i in (1, 2)]
+    keep = os.environ.get("SMOKE_OUTPUT_DIR")  # CI keeps the outputs as artifacts
+    runs = [Path(keep) / f"smoke{i}" if keep else tmp_path_factory.mktemp(f"smoke{i}") for i in (1, 2)]
     for out in runs:
         _run_chain(out)
     return runs
