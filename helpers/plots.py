@@ -35,10 +35,37 @@ def use_style() -> None:
     _STYLE_SET = True
 
 
+def label_problems(fig) -> list[str]:
+    """What a reader would miss: axes with data but no title, x label or y label; colour bars
+    without a label. A figure-level suptitle/supxlabel/supylabel counts for every axes."""
+    has_suptitle = bool(fig._suptitle and fig._suptitle.get_text())
+    sup_x = bool(getattr(fig, "_supxlabel", None) and fig._supxlabel.get_text())
+    sup_y = bool(getattr(fig, "_supylabel", None) and fig._supylabel.get_text())
+    problems = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible() or not ax.axison:
+            continue
+        if getattr(ax, "_colorbar", None) is not None:
+            if not (ax.get_ylabel() or ax.get_xlabel()):
+                problems.append(f"colour bar {i} has no label")
+            continue
+        if not (ax.has_data() or ax.images):
+            continue
+        if not (ax.get_title() or has_suptitle):
+            problems.append(f"axes {i} has no title")
+        if not (ax.get_xlabel() or sup_x):
+            problems.append(f"axes {i} ({ax.get_title()!r}) has no x label")
+        if not (ax.get_ylabel() or sup_y):
+            problems.append(f"axes {i} ({ax.get_title()!r}) has no y label")
+    return problems
+
+
 def save_fig(name: str, fig=None) -> Path:
     """Save ``fig`` (default: the current figure) as ``figures/<name>.png`` and return the path.
 
-    ``name`` must start with the notebook number, e.g. ``"04_cutmix_examples"``.
+    ``name`` must start with the notebook number, e.g. ``"04_cutmix_examples"``. Every axes
+    with data needs a title (or a suptitle) and both axis labels, and every colour bar a label:
+    otherwise a ValueError lists what is missing (:func:`label_problems`).
     The write is atomic (temporary file, then rename), so an interrupted run never leaves
     a truncated figure.
     """
@@ -47,6 +74,9 @@ def save_fig(name: str, fig=None) -> Path:
     if not name[:2].isdigit() or "/" in name or name.endswith(".png"):
         raise ValueError(f"figure name {name!r} must look like 'NN_topic' (no folder, no .png)")
     fig = fig if fig is not None else plt.gcf()
+    problems = label_problems(fig)
+    if problems:
+        raise ValueError(f"figure {name!r} is not ready for the report: {'; '.join(problems)}")
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
