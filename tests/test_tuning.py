@@ -1,0 +1,285 @@
+"""Tests of helpers.tuning: search space -> CNNConfig, searches on tiny data, failed trials,
+the saved best configuration, and `python -m helpers tune --workers 2` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.experiment import Prepared
+from helpers.features import FeatureConfig, FeatureSet
+from helpers.models import LOGMEL_CNN, CNNConfig
+from helpers.training import TrainConfig
+from helpers.tuning import (
+    COMPLETED,
+    FixedValues,
+    SearchSpace,
+    TuneJob,
+    TuningError,
+    TuningWarning,
+    config_from_hp,
+    hp_columns,
+    load_best,
+    plot_trials,
+    save_best,
+    tune,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["Cello", "Flute", "Trumpet"]
+# 8 bins x 6 frames: FeatureConfig's frames_per_window = 1 + 1.0 s * 1000 Hz / 200
+TINY_FEATURES = FeatureConfig(n_mels=8, sample_rate=1000, hop_length=200, n_fft=256)
+TINY_BASE = CNNConfig(conv_filters=(4,), kernel_sizes=(3,), dense_units=(8,), dropout=0.0)
+TINY_SPACE = SearchSpace(filters=(4, 8), kernel_sizes=(3, 5), dense_units=(8, 16))
+FAST = TrainConfig(epochs=2, batch_size=16, patience=1, seed=0)
+
+
+def _split(split: str, clips_per_class: int, rng: np.random.Generator) -> FeatureSet:
+    """2 windows per clip; each class lights up its own band of bins (learnable in an epoch)."""
+    names, labels, windows, ids = [], [], [], []
+    for c, label in enumerate(CLASSES):
+        for k in range(clips_per_class):
+            fname = f"{split}_{label}_{k}.wav"
+            names.append(fname)
+            labels.append(label)
+            for _ in range(2):
+                x = rng.normal(0, 1, (8, 6, 1)).astype(np.float32)
+                x[2 * c:2 * c + 3] += 2.0
+                windows.append(x)
+                ids.append(fname)
+    clips = pd.DataFrame({"fname": names, "label": labels, "split": split})
+    return FeatureSet(X=np.stack(windows), clip_ids=np.array(ids), clips=clips,
+                      skipped=pd.DataFrame({"fname": [], "reason": []}), config=TINY_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Prepared:
+    """3 classes, windows (8, 6, 1), 2 windows per clip: 8/3/3 clips per class in train/val/test."""
+    rng = np.random.default_rng(0)
+    splits = {s: _split(s, n, rng) for s, n in (("train", 8), ("val", 3), ("test", 3))}
+    return Prepared(classes=CLASSES, feature_config=TINY_FEATURES, splits=splits,
+                    mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
+
+
+# ----------------------------------------------------------------------------- search space
+
+
+def test_config_from_hp_maps_every_hyperparameter():
+    import keras_tuner as kt
+
+    base = CNNConfig(conv_filters=(32, 64, 128), kernel_sizes=(3, 3, 3), dense_units=(64, 32),
+                     batch_norm=True, global_pool=True)
+    hp = kt.HyperParameters()
+    config_from_hp(hp, SearchSpace(), base)  # declares the space
+    assert list(hp.values) == ["conv1_filters", "conv2_filters", "conv3_filters",
+                               "conv1_kernel", "conv2_kernel", "conv3_kernel",
+                               "dense1_units", "dense2_units", "dropout", "learning_rate"]
+    hp.values.update({"conv1_filters": 16, "conv2_filters": 64, "conv3_filters": 32,
+                      "conv1_kernel": 5, "conv2_kernel": 3, "conv3_kernel": 5,
+                      "dense1_units": 128, "dense2_units": 32,
+                      "dropout": 0.30000000000000004, "learning_rate": 2e-4})
+    config = config_from_hp(hp, SearchSpace(), base)
+    assert config == CNNConfig(conv_filters=(16, 64, 32), kernel_sizes=(5, 3, 5),
+                               dense_units=(128, 32), dropout=0.3, learning_rate=2e-4,
+                               batch_norm=True, global_pool=True)  # kept from the base
+
+
+def test_declared_ranges_follow_the_space():
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    config_from_hp(hp, SearchSpace(), LOGMEL_CNN)
+    space = {p.name: p for p in hp.space}
+    assert list(space["conv2_filters"].values) == [16, 32, 64]
+    assert list(space["conv1_kernel"].values) == [3, 5]
+    assert (space["dropout"].min_value, space["dropout"].max_value, space["dropout"].step) == (
+        0.0, 0.5, 0.1)
+    lr = space["learning_rate"]
+    assert (lr.min_value, lr.max_value, lr.sampling) == (1e-4, 3e-3, "log")
+
+
+def test_fixed_values_rebuild_a_config_and_name_missing_ones():
+    values = {"conv1_filters": 8, "conv1_kernel": 5, "dense1_units": 16, "dropout": 0.1,
+              "learning_rate": 1e-3}
+    config = config_from_hp(FixedValues(values), TINY_SPACE, TINY_BASE)
+    assert (config.conv_filters, config.kernel_sizes, config.dense_units) == ((8,), (5,), (16,))
+    with pytest.raises(KeyError, match="dense1_units"):
+        config_from_hp(FixedValues({k: v for k, v in values.items() if k != "dense1_units"}),
+                       TINY_SPACE, TINY_BASE)
+
+
+@pytest.mark.parametrize("bad", [dict(filters=()), dict(kernel_sizes=(3, 0)),
+                                 dict(max_dropout=1.0), dict(dropout_step=0),
+                                 dict(min_learning_rate=0.0),
+                                 dict(min_learning_rate=1e-2, max_learning_rate=1e-3)])
+def test_search_space_rejects_bad_ranges(bad):
+    with pytest.raises(ValueError):
+        SearchSpace(**bad)
+
+
+# ----------------------------------------------------------------------------- searches
+
+
+def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
+    result = tune(tiny, TINY_SPACE, TINY_BASE, n_trials=2, train_config=FAST,
+                  directory=tmp_path / "kt", seed=0)
+    trials = result.trials
+    assert list(trials["trial_id"]) == ["0", "1"]
+    assert (trials["status"] == COMPLETED).all() and result.n_failed == 0
+    assert set(hp_columns(trials)) == {"conv1_filters", "conv1_kernel", "dense1_units",
+                                       "dropout", "learning_rate"}
+    for column in ("val_map_at_3", "val_accuracy"):
+        assert trials[column].between(0, 1).all()
+    assert (trials["seconds"] > 0).all() and (trials["tuner_id"] == "tuner0").all()
+    assert math.isfinite(result.best_score) and 0 <= result.best_score <= 1
+    assert result.best_score == trials["val_map_at_3"].max()
+    assert result.best_config == config_from_hp(FixedValues(result.best_hp), TINY_SPACE,
+                                                TINY_BASE)
+    axes = plot_trials(trials)
+    assert len(axes) == 5 and axes[0].get_ylabel() == "validation MAP@3 (clips)"
+    assert axes[0].figure._suptitle.get_text().startswith("Random search")
+
+
+def test_objective_is_validation_never_test(tiny, tmp_path, monkeypatch):
+    import helpers.experiment as experiment
+
+    seen = []
+    original = experiment.clip_probabilities
+    monkeypatch.setattr(experiment, "clip_probabilities",
+                        lambda model, prepared, split="test": seen.append(split)
+                        or original(model, prepared, split))
+    tune(tiny, TINY_SPACE, TINY_BASE, n_trials=1, train_config=FAST, directory=tmp_path)
+    assert seen == ["val"]
+
+
+def test_failed_trial_is_reported_not_ranked(tiny, tmp_path, monkeypatch):
+    import helpers.models as models
+
+    calls = []
+    build = models.build_cnn
+
+    def build_fails_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("deliberate failure for the test")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(models, "build_cnn", build_fails_first)
+    with pytest.warns(TuningWarning, match="1 of 3 trials did not complete"):
+        result = tune(tiny, TINY_SPACE, TINY_BASE, n_trials=3, train_config=FAST,
+                      directory=tmp_path)
+    trials = result.trials
+    assert result.n_failed == 1 and len(trials) == 3
+    failed = trials.iloc[0]
+    assert failed["status"] == "FAILED" and math.isnan(failed["val_map_at_3"])
+    assert "deliberate failure" in failed["error"]
+    assert result.best_trial_id in {"1", "2"}
+
+
+def test_search_with_no_completed_trial_raises(tiny, tmp_path, monkeypatch):
+    import helpers.models as models
+
+    def always_fails(*args, **kwargs):
+        raise ValueError("broken model")
+
+    monkeypatch.setattr(models, "build_cnn", always_fails)
+    with pytest.raises(TuningError, match="broken model") as info:
+        tune(tiny, TINY_SPACE, TINY_BASE, n_trials=2, train_config=FAST, directory=tmp_path)
+    assert list(info.value.trials["status"]) == ["FAILED", "FAILED"]
+
+
+def test_search_stops_after_three_failures_in_a_row(tiny, tmp_path, monkeypatch):
+    import helpers.models as models
+
+    def always_fails(*args, **kwargs):
+        raise ValueError("broken model")
+
+    monkeypatch.setattr(models, "build_cnn", always_fails)
+    with pytest.raises(TuningError, match="3 trials failed in a row") as info:
+        tune(tiny, TINY_SPACE, TINY_BASE, n_trials=6, train_config=FAST, directory=tmp_path)
+    assert len(info.value.trials) == 3
+
+
+def test_same_seed_samples_the_same_trials(tmp_path):
+    from helpers.tuning import make_tuner
+
+    def first_values(seed, name):
+        tuner = make_tuner(TINY_SPACE, TINY_BASE, 3, tmp_path, name, seed=seed)
+        return [tuner.oracle.create_trial(f"t{i}").hyperparameters.values for i in range(3)]
+
+    assert first_values(0, "a") == first_values(0, "b")  # KerasTuner alone: seed 0 is random
+    assert first_values(0, "c") != first_values(1, "d")
+
+
+# ----------------------------------------------------------------------------- saved config
+
+
+def test_save_load_best_round_trip(tmp_path):
+    config = CNNConfig(conv_filters=(16, 64), kernel_sizes=(5, 3), dense_units=(32,),
+                       dropout=0.3, batch_norm=True, global_pool=True, learning_rate=4e-4)
+    path = save_best(config, extra={"val_map_at_3": np.float64(0.75), "trial_id": "3"})
+    assert path == Path(os.environ["HELPERS_OUTPUT_DIR"]) / "results" / "best_hyperparameters.json"
+    assert json.loads(path.read_text())["val_map_at_3"] == 0.75
+    assert load_best() == config
+    assert load_best(save_best(TINY_BASE, tmp_path / "x.json")) == TINY_BASE
+
+
+def test_load_best_explains_missing_and_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m helpers tune"):
+        load_best(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"cnn_config": {"conv_filters": [8], "kernel_sizes": [3],
+                                              "dense_units": [], "width": 3}}))
+    with pytest.raises(ValueError, match="width"):
+        load_best(bad)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_job_argv_round_trips_through_the_parser(tmp_path):
+    from dataclasses import fields
+
+    from helpers.cli import build_parser
+
+    job = TuneJob(subset="Cello,Flute", max_clips_per_class=3, trials=4, epochs=1, workers=2,
+                  port=5555, directory=tmp_path / "kt", best=tmp_path / "best.json", seed=3,
+                  timeout=60.0)
+    args = build_parser().parse_args(["tune", *job.argv()])
+    assert TuneJob(**{f.name: getattr(args, f.name) for f in fields(TuneJob)}) == job
+
+
+@pytest.mark.slow
+def test_distributed_search_with_two_workers(tmp_path):
+    """A chief and two workers on 127.0.0.1 share 4 trials; every trial completes."""
+    from helpers.demo import DemoConfig, build_demo
+    from helpers.tuning import free_port, read_trials
+
+    build_demo(tmp_path / "data" / "demo", DemoConfig(clips_per_class=8), progress=False)
+    env = {**os.environ, "HELPERS_DATA_DIR": str(tmp_path / "data"),
+           "HELPERS_CACHE_DIR": str(tmp_path / "cache"),
+           "HELPERS_OUTPUT_DIR": str(tmp_path / "out")}
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(name, None)
+    job = TuneJob(subset="Cello,Flute,Trumpet", trials=4, epochs=1, patience=1, workers=2,
+                  port=free_port(), directory=tmp_path / "kt", timeout=180.0, wait_seconds=120.0)
+    done = subprocess.run([sys.executable, "-m", "helpers", "tune", *job.argv()], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "kt").glob("*_logs/*.log")))
+    assert done.returncode == 0, done.stdout + done.stderr + logs
+    trials = read_trials(job)
+    assert len(trials) == 4 and (trials["status"] == COMPLETED).all(), trials
+    assert trials["val_map_at_3"].between(0, 1).all()
+    assert set(trials["tuner_id"]) == {"tuner0", "tuner1"}, trials  # both workers ran trials
+    assert "tuner0: " in done.stdout and "tuner1: " in done.stdout
+    best = json.loads(job.best_file.read_text())
+    assert best["trial_id"] in set(trials["trial_id"])
+    assert isinstance(load_best(job.best_file), CNNConfig)
