@@ -46,16 +46,17 @@ def chain_notebooks(start: str | None = None) -> list[Path]:
     return found
 
 
-def notebook_parameters(path: Path, profile: str) -> dict:
-    """The profile's overrides that ``path`` declares in its parameters cell, plus ``profile``."""
+def notebook_parameters(path: Path, profile: str, overrides: dict | None = None) -> dict:
+    """The profile's values (plus ``overrides``, e.g. dataset/subset) that ``path`` declares."""
     import papermill as pm
 
     declared = pm.inspect_notebook(str(path))
-    values = {"profile": profile, **PROFILES[profile]}
+    values = {"profile": profile, **PROFILES[profile], **(overrides or {})}
     return {k: v for k, v in values.items() if k in declared}
 
 
-def run_notebook(path: Path, profile: str, progress: bool = True) -> float:
+def run_notebook(path: Path, profile: str, progress: bool = True,
+                 overrides: dict | None = None) -> float:
     """Execute one notebook into ``executed/``; returns seconds. Raises :class:`ChainError`."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -64,17 +65,24 @@ def run_notebook(path: Path, profile: str, progress: bool = True) -> float:
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile),
+        pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile, overrides),
                             cwd=str(path.parent), progress_bar=progress, kernel_name="python3")
     except PapermillExecutionError as exc:
+        first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
         raise ChainError(
-            f"{path.name} failed in cell {exc.exec_count} (cell index {exc.cell_index}): "
+            f"{path.name} failed in the cell starting {first_line!r} (execution count "
+            f"{exc.exec_count}, cell {exc.cell_index} of the executed copy): "
             f"{exc.ename}: {exc.evalue}\nexecuted copy with the traceback: {out}") from None
     return time.perf_counter() - start
 
 
-def run_chain(profile: str = "full", start: str | None = None, progress: bool = True) -> dict:
-    """Run the chain; returns and writes ``results/chain_<profile>.json`` with seconds per notebook."""
+def run_chain(profile: str = "full", start: str | None = None, progress: bool = True,
+              overrides: dict | None = None) -> dict:
+    """Run the chain; returns and writes ``results/chain_<profile>.json`` with seconds per notebook.
+
+    ``overrides`` set parameters of every notebook that declares them, e.g.
+    ``{"dataset": "fsdkaggle2018", "subset": "seed5"}``.
+    """
     if profile not in PROFILES:
         raise ChainError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
     notebooks = chain_notebooks(start)
@@ -83,9 +91,9 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
     times: dict[str, float] = {}
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.name} ({profile} profile)", flush=True)
-        times[nb.stem] = round(run_notebook(nb, profile, progress), 1)
+        times[nb.stem] = round(run_notebook(nb, profile, progress, overrides), 1)
         print(f"    done in {times[nb.stem]:.0f} s", flush=True)
-    record = {"profile": profile, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
+    record = {"profile": profile, "overrides": overrides or {}, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
     path = results_dir() / f"chain_{profile}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -35,7 +35,8 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     from helpers.chain import ChainError, run_chain
 
     try:
-        run_chain(args.profile, start=args.start, progress=not args.quiet)
+        overrides = {k: v for k, v in (("dataset", args.dataset), ("subset", args.subset)) if v}
+        run_chain(args.profile, start=args.start, progress=not args.quiet, overrides=overrides)
     except ChainError as exc:
         print(f"chain stopped: {exc}", file=sys.stderr)
         return 1
@@ -125,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--from", dest="start", default=None, metavar="NN",
                        help="restart from chapter NN (e.g. 04)")
     chain.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
+    chain.add_argument("--dataset", choices=["demo", "fsdkaggle2018"], default=None,
+                       help="run every notebook on this dataset (default: the notebooks' own, demo)")
+    chain.add_argument("--subset", default=None,
+                       help="class subset for every notebook: seed5, keras10, instruments19, all41")
     chain.set_defaults(func=_cmd_chain)
 
     predict = sub.add_parser("predict", help="label audio files with a trained model")
