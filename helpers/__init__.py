@@ -12,6 +12,6 @@ This is the one place that sets it.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep notebooks readable
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep notebooks readable (C++ log spam from tf.data)
 
 __version__ = "0.1.0"
