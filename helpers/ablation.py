@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +40,9 @@ class AblationConfig:
     """The ablation plan: the grid, the one-at-a-time factors and the reference settings.
 
     The conv x dense grid runs on ``grid_feature`` with ``grid_augment``; each other entry of
-    ``features`` and ``augments`` is tried on the full base network (all its layers).
+    ``features`` and ``augments`` is tried on the full base network (all its layers). An entry
+    of ``augments`` is a kind name (default settings) or a full
+    :class:`helpers.augment.AugmentConfig` (e.g. the one chosen in notebook 04).
     """
 
     base: CNNConfig = SEED_CNN
@@ -47,7 +51,7 @@ class AblationConfig:
     grid_feature: str = "mfcc"  # the seed paper's input
     grid_augment: str = "none"
     features: tuple[str, ...] = ("mfcc", "logmel")
-    augments: tuple[str, ...] = ("none", "cutmix")
+    augments: tuple[Any, ...] = ("none", "cutmix")  # kind names or AugmentConfig
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def __post_init__(self) -> None:
@@ -62,17 +66,23 @@ class AblationConfig:
         for kind in (self.grid_feature, *self.features):
             if kind not in ("logmel", "mfcc"):
                 raise ValueError(f"unknown feature kind {kind!r}: 'logmel' or 'mfcc'")
-        for kind in (self.grid_augment, *self.augments):
+        for kind in (self.grid_augment, *map(_augment_kind, self.augments)):
             if kind not in KINDS:
                 raise ValueError(f"unknown augmentation {kind!r}; choose one of {KINDS}")
         if not self.seeds:
             raise ValueError("need at least one seed")
 
 
+def _augment_kind(augment) -> str:
+    """The kind name of an augmentation given as a name or as an ``AugmentConfig``."""
+    return augment if isinstance(augment, str) else augment.kind
+
+
 @dataclass(frozen=True)
 class Variant:
     """One trained configuration: the base network cut to ``n_conv`` conv blocks and ``n_dense``
-    hidden dense layers (``cnn``), fed ``feature`` windows, trained with ``augment``."""
+    hidden dense layers (``cnn``), fed ``feature`` windows, trained with ``augment`` (a kind
+    name; ``augmentation`` holds its full settings when they are not the defaults)."""
 
     name: str
     n_conv: int
@@ -80,13 +90,16 @@ class Variant:
     feature: str
     augment: str
     cnn: CNNConfig = field(repr=False)
+    augmentation: Any = field(default=None, repr=False)
 
     @property
     def augment_config(self):
         """``helpers.augment.AugmentConfig`` for training, or None for no augmentation."""
         from helpers.augment import AugmentConfig
 
-        return None if self.augment == "none" else AugmentConfig(kind=self.augment)
+        if self.augment == "none":
+            return None
+        return self.augmentation if self.augmentation is not None else AugmentConfig(self.augment)
 
 
 def cut_network(base: CNNConfig, n_conv: int, n_dense: int) -> CNNConfig:
@@ -99,10 +112,16 @@ def cut_network(base: CNNConfig, n_conv: int, n_dense: int) -> CNNConfig:
 
 
 def make_variant(base: CNNConfig, n_conv: int, n_dense: int, feature: str = "mfcc",
-                 augment: str = "none") -> Variant:
-    """One :class:`Variant`, named like ``"conv2-dense1 mfcc"`` (+ ``" + cutmix"``)."""
-    name = f"conv{n_conv}-dense{n_dense} {feature}" + ("" if augment == "none" else f" + {augment}")
-    return Variant(name, n_conv, n_dense, feature, augment, cut_network(base, n_conv, n_dense))
+                 augment="none") -> Variant:
+    """One :class:`Variant`, named like ``"conv2-dense1 mfcc"`` (+ ``" + cutmix"``).
+
+    ``augment``: a kind name (default settings) or an ``AugmentConfig``.
+    """
+    kind = _augment_kind(augment)
+    name = f"conv{n_conv}-dense{n_dense} {feature}" + ("" if kind == "none" else f" + {kind}")
+    settings = None if isinstance(augment, str) or kind == "none" else augment
+    return Variant(name, n_conv, n_dense, feature, kind, cut_network(base, n_conv, n_dense),
+                   settings)
 
 
 def variants(config: AblationConfig | None = None) -> list[Variant]:
@@ -119,11 +138,35 @@ def variants(config: AblationConfig | None = None) -> list[Variant]:
     plan += [(full_conv, full_dense, f, config.grid_augment) for f in config.features]
     plan += [(full_conv, full_dense, config.grid_feature, a) for a in config.augments]
     seen, out = set(), []
-    for item in plan:
-        if item not in seen:
-            seen.add(item)
-            out.append(make_variant(config.base, *item))
+    for k, m, feature, augment in plan:
+        key = (k, m, feature, _augment_kind(augment))
+        if key not in seen:
+            seen.add(key)
+            out.append(make_variant(config.base, k, m, feature, augment))
     return out
+
+
+def chosen_augmentation(path: Path | str) -> tuple[Any, str]:
+    """The augmentation notebook 04 chose (``results/best_augmentation.json``), or CutMix.
+
+    Returns ``(AugmentConfig, note)``; the note says where the config came from. Falls back to
+    CutMix with default settings when the file (or ``helpers.augment.load_augment_config``) is
+    missing, or when the saved choice is "none" (nothing to switch on).
+    Used in: notebooks/08_ablation.ipynb.
+    """
+    from helpers import augment
+
+    path = Path(path)
+    fallback = augment.AugmentConfig("cutmix")
+    loader = getattr(augment, "load_augment_config", None)
+    if loader is None:
+        return fallback, "CutMix (fallback: helpers.augment has no load_augment_config)"
+    if not path.is_file():
+        return fallback, f"CutMix (fallback: {path.name} not found; notebook 04 writes it)"
+    config = loader(path)
+    if config.kind == "none":
+        return fallback, f"CutMix (fallback: {path.name} chose no augmentation)"
+    return config, f"{config.kind} as chosen in notebook 04 ({path.name})"
 
 
 def run_ablation(prepared_by_kind: Mapping[str, object], variant_list: Sequence[Variant],
@@ -201,37 +244,67 @@ def plot_ablation(summary: pd.DataFrame, metric: str = "accuracy", ax=None,
 
 
 def grid_table(summary: pd.DataFrame, metric: str = "accuracy", feature: str | None = None,
-               augment: str | None = None) -> pd.DataFrame:
-    """``<metric>_mean`` as a table: rows conv blocks, columns dense layers.
+               augment: str | None = None, stat: str = "mean") -> pd.DataFrame:
+    """``<metric>_<stat>`` (stat "mean" or "std") as a table: rows conv blocks, columns dense.
 
     ``feature``/``augment`` select the grid's settings (default: the pair with most variants).
     """
+    if stat not in ("mean", "std"):
+        raise ValueError(f"stat must be 'mean' or 'std', got {stat!r}")
     data = summary
     if feature is None or augment is None:
         common = summary.groupby(["features", "augment"]).size().idxmax()
         feature = feature or common[0]
         augment = augment or common[1]
     data = data[(data["features"] == feature) & (data["augment"] == augment)]
-    table = data.pivot_table(index="n_conv", columns="n_dense", values=f"{metric}_mean")
-    table.attrs.update(feature=feature, augment=augment)
+    table = data.pivot_table(index="n_conv", columns="n_dense", values=f"{metric}_{stat}",
+                             dropna=False)
+    table.attrs.update(feature=feature, augment=augment, stat=stat)
     return table
 
 
 def plot_grid(summary: pd.DataFrame, metric: str = "accuracy", ax=None,
-              feature: str | None = None, augment: str | None = None, title: str | None = None):
-    """Heatmap of the conv x dense grid (mean ``metric`` over seeds), annotated with the values.
+              feature: str | None = None, augment: str | None = None, title: str | None = None,
+              stat: str = "mean"):
+    """Heatmap of the conv x dense grid (``stat`` "mean" or "std" of ``metric`` over seeds),
+    annotated with the values.
 
     Returns the axes. Used in: notebooks/08_ablation.ipynb.
     """
     import seaborn as sns
 
-    table = grid_table(summary, metric, feature, augment)
+    table = grid_table(summary, metric, feature, augment, stat)
     label = METRIC_LABELS.get(metric, metric)
+    what = "mean over seeds" if stat == "mean" else "std over seeds"
     _, ax = new_axes(ax, figsize=(6, 5))
-    sns.heatmap(table, ax=ax, annot=True, fmt=".3g", cmap="viridis", square=True,
-                cbar_kws={"label": f"{label}, mean over seeds"})
-    ax.set(title=title or f"{label}: conv blocks x dense layers "
+    sns.heatmap(table, ax=ax, annot=True, fmt=".3g", cmap="viridis" if stat == "mean" else "rocket_r",
+                square=True, cbar_kws={"label": f"{label}, {what}"})
+    ax.set(title=title or f"{label}, {what}: conv blocks x dense layers "
                           f"({table.attrs['feature']}, augment: {table.attrs['augment']})",
            xlabel="hidden dense layers kept", ylabel="conv blocks kept")
     ax.tick_params(axis="y", labelrotation=0)
     return ax
+
+
+def compare_variants(table: pd.DataFrame, a: str, b: str, metric: str = "accuracy",
+                     n_se: float = 2.0) -> dict:
+    """Is variant ``a`` better than ``b`` on ``metric`` beyond the seed-to-seed spread?
+
+    ``table`` has one row per (variant, seed) (:func:`run_ablation`). Returns ``difference``
+    (mean of a minus mean of b), its standard error ``se`` = sqrt(s_a²/n_a + s_b²/n_b) (sample
+    std over seeds), the seed counts, and ``conclusive``: True when |difference| > ``n_se`` x
+    se, None when a variant has a single seed (no spread, so no verdict).
+    """
+    values = {name: table.loc[table["model"] == name, metric].to_numpy(float) for name in (a, b)}
+    for name, v in values.items():
+        if len(v) == 0:
+            raise KeyError(f"no runs of variant {name!r} in the table")
+    va, vb = values[a], values[b]
+    difference = float(va.mean() - vb.mean())
+    if min(len(va), len(vb)) < 2:
+        se, conclusive = float("nan"), None
+    else:
+        se = float(np.sqrt(va.var(ddof=1) / len(va) + vb.var(ddof=1) / len(vb)))
+        conclusive = bool(abs(difference) > n_se * se)
+    return {"a": a, "b": b, "metric": metric, "difference": difference, "se": se,
+            "n_a": len(va), "n_b": len(vb), "conclusive": conclusive}

@@ -16,12 +16,19 @@ output: the pasted area after clipping for CutMix, λ for mixup.
 iterator) sees new mixes, yet a fresh pipeline built with the same seed replays the same
 sequence of epochs.
 
+:func:`save_augment_config` / :func:`load_augment_config` store a chosen :class:`AugmentConfig`
+as JSON (notebook 04 writes ``results/best_augmentation.json``; later chapters read it).
+
 Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # type hints only: TensorFlow is imported lazily inside functions
@@ -386,3 +393,76 @@ def augment_dataset(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+# --- saving the chosen augmentation ----------------------------------------------------------
+
+
+def _json_safe(value):
+    """A JSON-safe copy: numpy scalars and arrays to Python, NaN and infinities to None."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_augment_config(config: AugmentConfig, path, extra: dict | None = None) -> Path:
+    """Write ``config`` as JSON to ``path`` (atomically); returns the path.
+
+    The file holds the config's fields at the top level (``{"kind": "cutmix", "alpha": 1.0,
+    ...}``) and, when given, ``extra`` (e.g. how it was chosen, its scores; numpy values are
+    converted, NaN becomes null) under ``"extra"``;
+    :func:`load_augment_config` reads it back. Used in: notebooks/04_cutmix.ipynb writes
+    ``results/best_augmentation.json``, which later chapters load.
+    """
+    path = Path(path)
+    payload = asdict(config)
+    if extra is not None:
+        payload["extra"] = _json_safe(extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_augment_config(path) -> AugmentConfig:
+    """Read an :class:`AugmentConfig` written by :func:`save_augment_config`.
+
+    Fields missing from the file take their defaults; ``"extra"`` is ignored; an unknown
+    field or kind raises ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path}: no saved augmentation; run notebooks/04_cutmix.ipynb first") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(payload).__name__}")
+    payload.pop("extra", None)
+    known = {f.name for f in fields(AugmentConfig)}
+    unknown = sorted(set(payload) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown augmentation field(s) {unknown}; known: {sorted(known)}")
+    try:
+        return AugmentConfig(**payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -113,15 +113,18 @@ def mean_cam_per_class(model, X: np.ndarray, y: np.ndarray, classes: Sequence[st
 
 
 def plot_cam(x: np.ndarray | None, cam: np.ndarray, config, ax=None, title: str = "Grad-CAM",
-             alpha: float = 0.45, cmap: str = "jet"):
+             alpha: float = 0.45, cmap: str = "jet", colorbar: bool = True):
     """The input window (grey) with the Grad-CAM map overlaid, both on real axes.
 
     ``x`` ``(bins, frames)`` or ``(bins, frames, 1)`` standardised features (None: the map
     alone), ``cam`` ``(bins, frames)`` in [0, 1]; ``config`` the
     :class:`helpers.features.FeatureConfig` (time in s; Hz on a mel axis for log-mel, MFCC
-    index for MFCC). One colour bar, labelled :data:`RELEVANCE_LABEL`. Returns the axes.
+    index for MFCC). One colour bar, labelled :data:`RELEVANCE_LABEL` (``colorbar=False``
+    leaves it out, for a grid of maps sharing one bar: see :func:`add_relevance_colorbar`).
+    Returns the axes.
     """
     import librosa.display
+    from matplotlib.ticker import MaxNLocator
 
     from helpers.plots import plot_features
 
@@ -139,10 +142,99 @@ def plot_cam(x: np.ndarray | None, cam: np.ndarray, config, ax=None, title: str 
         y_axis=None if mfcc else "mel", fmin=config.fmin, fmax=config.fmax, ax=ax, cmap=cmap,
         vmin=0.0, vmax=1.0, alpha=alpha_overlay)
     ax.set(title=title, xlabel="time (s)", ylabel="MFCC index" if mfcc else "frequency (Hz)")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))  # 0, 0.25, ... s
     if mfcc:  # specshow hides the ticks of an index axis; cell i spans [i, i + 1)
         ticks = np.arange(0, cam.shape[0], max(1, cam.shape[0] // 5))
         ax.set_yticks(ticks + 0.5, [str(t) for t in ticks])
-    ax.figure.colorbar(img, ax=ax, label=RELEVANCE_LABEL)
+    if colorbar:
+        ax.figure.colorbar(img, ax=ax, label=RELEVANCE_LABEL)
+    return ax
+
+
+def add_relevance_colorbar(fig, axes, cmap: str = "jet", label: str = RELEVANCE_LABEL):
+    """One colour bar (0-1, labelled ``label``) shared by ``axes`` of ``fig``; returns it."""
+    from matplotlib import cm, colors
+
+    mappable = cm.ScalarMappable(norm=colors.Normalize(0.0, 1.0), cmap=cmap)
+    return fig.colorbar(mappable, ax=np.ravel(axes).tolist(), label=label, fraction=0.025,
+                        pad=0.02)
+
+
+def plot_cam_grid(X: np.ndarray | None, cams: np.ndarray, config, titles: Sequence[str],
+                  ncols: int = 4, title: str = "Grad-CAM", label: str = RELEVANCE_LABEL,
+                  panel_size: tuple[float, float] = (3.4, 2.6)):
+    """Several maps (over their windows, or alone when ``X`` is None) with one colour bar.
+
+    ``X`` ``(n, bins, frames[, 1])`` or None, ``cams`` ``(n, bins, frames)`` in [0, 1],
+    ``titles`` one per map; axes as in :func:`plot_cam`, one shared x and y label.
+    Returns the figure. Used in: notebooks/07_cam.ipynb.
+    """
+    import matplotlib.pyplot as plt
+
+    cams = np.asarray(cams)
+    if len(titles) != len(cams):
+        raise ValueError(f"need one title per map: {len(titles)} titles, {len(cams)} maps")
+    n = len(cams)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, constrained_layout=True,
+                             figsize=(panel_size[0] * ncols + 1.0, panel_size[1] * nrows + 0.6))
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        plot_cam(None if X is None else X[i], cams[i], config, ax=ax, title=titles[i],
+                 colorbar=False)
+        ax.title.set_fontsize(9)
+        xlabel, ylabel = ax.get_xlabel(), ax.get_ylabel()
+        ax.set(xlabel="", ylabel="")  # one shared label per axis, below and left of the grid
+    add_relevance_colorbar(fig, axes, label=label)
+    fig.suptitle(title, fontweight="bold")
+    fig.supxlabel(xlabel)
+    fig.supylabel(ylabel)
+    return fig
+
+
+def example_windows(y_true: np.ndarray, y_pred: np.ndarray, n: int,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of up to ``n`` correctly and ``n`` wrongly classified windows, for display.
+
+    Drawn at random (``seed``), preferring windows of different true classes, so a few examples
+    cover several classes. Returns ``(correct, wrong)``, each sorted by true class.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    rng = np.random.default_rng(seed)
+    out = []
+    for mask in (y_true == y_pred, y_true != y_pred):
+        candidates = rng.permutation(np.flatnonzero(mask))
+        # first window of each class (in random order), then the rest
+        _, first = np.unique(y_true[candidates], return_index=True)
+        first = rng.permutation(candidates[first])
+        rest = np.setdiff1d(candidates, first, assume_unique=True)
+        chosen = np.concatenate([first, rng.permutation(rest)])[:n].astype(np.int64)
+        out.append(chosen[np.argsort(y_true[chosen], kind="stable")])
+    return out[0], out[1]
+
+
+def plot_rank_correlations(rhos: Mapping[str, np.ndarray], ax=None, bins: int = 20,
+                           title: str = "Model randomisation: trained vs random-weight maps"):
+    """Histograms of Spearman correlations per model, each mean marked; NaNs are left out.
+
+    Returns the axes. Used in: notebooks/07_cam.ipynb.
+    """
+    _, ax = new_axes(ax)
+    edges = np.linspace(-1, 1, bins + 1)
+    for i, (label, rho) in enumerate(rhos.items()):
+        rho = np.asarray(rho, float)
+        rho = rho[np.isfinite(rho)]
+        mean = float(rho.mean()) if len(rho) else float("nan")
+        ax.hist(rho, bins=edges, alpha=0.5, color=f"C{i}", label=f"{label} (mean {mean:.2f})")
+        ax.axvline(mean, color=f"C{i}", linestyle="--")
+    ax.set(title=title, xlabel="Spearman rank correlation of the two maps",
+           ylabel="windows (count)", xlim=(-1, 1))
+    ax.legend(loc="best", fontsize=8)
     return ax
 
 
@@ -190,16 +282,18 @@ def deletion_order(cams: np.ndarray, mode: str = "cam", seed: int = 0) -> np.nda
     raise ValueError(f"mode must be 'cam' or 'random', got {mode!r}")
 
 
-def deletion_curve(model, X: np.ndarray, cams: np.ndarray, class_index=None, steps: int = 10,
-                   mode: str = "cam", seed: int = 0, baseline: float = 0.0,
-                   max_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean class probability as a growing share of cells is replaced by ``baseline``.
+def deletion_scores(model, X: np.ndarray, cams: np.ndarray, class_index=None, steps: int = 10,
+                    mode: str = "cam", seed: int = 0, baseline: float = 0.0,
+                    max_fraction: float = 1.0,
+                    max_windows_per_call: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window class probability as a growing share of cells is replaced by ``baseline``.
 
     ``X`` ``(n, bins, frames, 1)`` standardised windows (0 is the training mean), ``cams``
     ``(n, bins, frames)``. Cells are deleted in :func:`deletion_order` (``mode`` "cam" or
     "random"). ``class_index``: None (the class predicted on the intact window), an int or
     ``(n,)`` ints. Returns ``fractions`` ``(steps + 1,)`` from 0 to ``max_fraction`` and the
-    mean probability ``(steps + 1,)``: a faithful map makes it fall fast.
+    probabilities ``(n, steps + 1)``, one curve per window (paired comparisons of two orders).
+    Several steps go to the model in one call of at most ``max_windows_per_call`` windows.
     """
     from helpers.training import predict_windows
 
@@ -212,35 +306,68 @@ def deletion_curve(model, X: np.ndarray, cams: np.ndarray, class_index=None, ste
     probs = predict_windows(model, X)
     target = _class_indices(class_index, probs)
     fractions = np.linspace(0.0, max_fraction, steps + 1)
-    scores = []
-    for fraction in fractions:
-        k = int(round(fraction * bins * frames))
-        flat = X.reshape(n, bins * frames, -1).copy()
-        np.put_along_axis(flat, order[:, :k, None], baseline, axis=1)
-        p = predict_windows(model, flat.reshape(X.shape))
-        scores.append(float(p[np.arange(n), target].mean()))
-    return fractions, np.asarray(scores)
+    scores = np.empty((n, steps + 1))
+    per_call = max(1, max_windows_per_call // max(n, 1))  # steps predicted in one call
+    for first in range(0, steps + 1, per_call):
+        chunk = fractions[first:first + per_call]
+        batch = np.repeat(X.reshape(1, n, bins * frames, -1), len(chunk), axis=0)
+        for j, fraction in enumerate(chunk):
+            k = int(round(fraction * bins * frames))
+            np.put_along_axis(batch[j], order[:, :k, None], baseline, axis=1)
+        p = predict_windows(model, batch.reshape(len(chunk) * n, *X.shape[1:]))
+        scores[:, first:first + len(chunk)] = p.reshape(len(chunk), n, -1)[:, np.arange(n), target].T
+    return fractions, scores
 
 
-def area_under_curve(fractions: np.ndarray, scores: np.ndarray) -> float:
-    """Trapezoid area under a deletion curve, divided by its x range (a mean probability)."""
+def deletion_curve(model, X: np.ndarray, cams: np.ndarray, class_index=None, steps: int = 10,
+                   mode: str = "cam", seed: int = 0, baseline: float = 0.0,
+                   max_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean class probability as a growing share of cells is replaced by ``baseline``.
+
+    The mean over windows of :func:`deletion_scores` (same arguments). Returns ``fractions``
+    ``(steps + 1,)`` from 0 to ``max_fraction`` and the mean probability ``(steps + 1,)``:
+    a faithful map makes it fall fast.
+    """
+    fractions, scores = deletion_scores(model, X, cams, class_index, steps, mode, seed,
+                                        baseline, max_fraction)
+    return fractions, scores.mean(axis=0)
+
+
+def area_under_curve(fractions: np.ndarray, scores: np.ndarray):
+    """Trapezoid area under a deletion curve, divided by its x range (a mean probability).
+
+    ``scores`` ``(steps + 1,)`` gives a float; ``(n, steps + 1)`` (from
+    :func:`deletion_scores`) gives one area per window ``(n,)``.
+    """
     fractions, scores = np.asarray(fractions, float), np.asarray(scores, float)
-    span = fractions[-1] - fractions[0]
+    span = fractions[-1] - fractions[0] if len(fractions) else 0.0
     if len(fractions) < 2 or span <= 0:
         raise ValueError("need at least two increasing fractions")
-    return float(np.sum(np.diff(fractions) * (scores[1:] + scores[:-1]) / 2) / span)
+    if scores.shape[-1] != len(fractions):
+        raise ValueError(f"scores' last axis ({scores.shape[-1]}) must match the "
+                         f"{len(fractions)} fractions")
+    area = np.sum(np.diff(fractions) * (scores[..., 1:] + scores[..., :-1]) / 2, axis=-1) / span
+    return float(area) if area.ndim == 0 else area
 
 
 def plot_deletion_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], ax=None,
                          title: str = "Deletion test: class probability as cells are removed"):
     """Deletion curves by label (e.g. ``{"Grad-CAM order": ..., "random order": ...}``).
 
-    The legend shows each curve's area (lower = the map found the evidence). Returns the axes.
+    Each value is ``(fractions, scores)`` with mean scores ``(steps + 1,)`` or per-window
+    scores ``(n, steps + 1)`` from :func:`deletion_scores` (then the mean is drawn with a band
+    of ± 1 standard error over windows). The legend shows each curve's area (lower = the map
+    found the evidence). Returns the axes.
     """
     _, ax = new_axes(ax)
-    for label, (fractions, scores) in curves.items():
-        ax.plot(np.asarray(fractions) * 100, scores, marker="o", markersize=3,
-                label=f"{label} (area {area_under_curve(fractions, scores):.2f})")
+    for i, (label, (fractions, scores)) in enumerate(curves.items()):
+        x, scores = np.asarray(fractions) * 100, np.asarray(scores, float)
+        mean = scores.mean(axis=0) if scores.ndim == 2 else scores
+        ax.plot(x, mean, marker="o", markersize=3, color=f"C{i}",
+                label=f"{label} (area {area_under_curve(fractions, mean):.2f})")
+        if scores.ndim == 2 and len(scores) > 1:
+            sem = scores.std(axis=0, ddof=1) / np.sqrt(len(scores))
+            ax.fill_between(x, mean - sem, mean + sem, color=f"C{i}", alpha=0.2, linewidth=0)
     ax.set(title=title, xlabel="time-frequency cells replaced by the mean (%)",
            ylabel="probability of the class (mean over windows)")
     ax.set_ylim(0, 1.02)

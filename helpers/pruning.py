@@ -15,7 +15,10 @@ Two traps this module handles:
   so fine-tuning runs a fixed number of epochs (no early stopping).
 
 A pruned model is no smaller in memory (zeros are still stored); it compresses better (gzip)
-and TFLite can quantise it. Used in: notebooks/06_pruning.ipynb.
+and TFLite can quantise it (:func:`to_tflite`, :func:`model_sizes`); TFLite's kernels are dense,
+so pruning alone does not change latency (:func:`compare_latency`). :func:`check_goals` turns
+the measured numbers into met/missed with margins.
+Used in: notebooks/06_pruning.ipynb, benchmarks/bench_pruning.py.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
@@ -50,7 +53,10 @@ class PruneConfig:
     weights set to zero) over the first ``ramp_share`` of the fine-tuning steps (polynomial
     decay of degree ``power``); the remaining steps fine-tune at the target. ``frequency``
     (steps between mask updates) defaults to about ``mask_updates`` updates over the ramp.
-    ``learning_rate`` is the Adam rate of the fine-tuning (small: the model is trained already).
+    ``learning_rate`` is the Adam rate of the fine-tuning (the model is trained already).
+    Conv/dense layers whose kernel has fewer than ``min_layer_weights`` weights are left dense
+    (a first conv layer of 16 3x3 filters has 144 weights that every later layer depends on;
+    pruning it saves nothing and costs accuracy).
     """
 
     target_sparsity: float
@@ -62,6 +68,7 @@ class PruneConfig:
     ramp_share: float = 0.6
     mask_updates: int = 10
     power: int = 3
+    min_layer_weights: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.target_sparsity < 1.0:
@@ -77,6 +84,8 @@ class PruneConfig:
             raise ValueError(f"ramp_share must be in (0, 1], got {self.ramp_share}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.min_layer_weights < 0:
+            raise ValueError(f"min_layer_weights must be >= 0, got {self.min_layer_weights}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,26 @@ def schedule_steps(n_train: int, config: PruneConfig) -> Schedule:
     return Schedule(steps_per_epoch, total, 0, end, frequency)
 
 
+def schedule_levels(schedule: Schedule, target_sparsity: float, initial_sparsity: float = 0.0,
+                    power: int = 3) -> pd.Series:
+    """Sparsity TF-MOT's ``PolynomialDecay`` sets at each mask update of ``schedule``.
+
+    Index: the update steps ``begin_step, begin_step + frequency, ... <= end_step``; values:
+    the share of zeros each kernel has from that step on. The last value is what the pruned
+    model ends with, so it shows whether a schedule reaches ``target_sparsity``.
+    Used in: notebooks/06_pruning.ipynb.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    decay = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=initial_sparsity, final_sparsity=target_sparsity,
+        begin_step=schedule.begin_step, end_step=schedule.end_step, power=power,
+        frequency=schedule.frequency)
+    steps = np.arange(schedule.begin_step, schedule.end_step + 1, schedule.frequency)
+    levels = [float(decay(int(step))[1]) for step in steps]
+    return pd.Series(levels, index=pd.Index(steps, name="step"), name="sparsity")
+
+
 # ----------------------------------------------------------------------------- measuring
 
 
@@ -137,9 +166,16 @@ def layer_sparsity(model) -> pd.DataFrame:
     return table
 
 
-def sparsity(model) -> float:
-    """Share of exactly-zero weights among all conv and dense kernels (biases excluded)."""
+def sparsity(model, min_weights: int = 0) -> float:
+    """Share of exactly-zero weights among the conv and dense kernels (biases excluded).
+
+    ``min_weights`` restricts the count to kernels with at least that many weights: the ones
+    :class:`PruneConfig` with the same ``min_layer_weights`` actually prunes.
+    """
     table = layer_sparsity(model)
+    table = table[table["weights"] >= min_weights]
+    if table.empty:
+        raise ValueError(f"no conv/dense kernel has >= {min_weights} weights")
     return float(table["zeros"].sum() / table["weights"].sum())
 
 
@@ -148,13 +184,14 @@ def count_nonzero(model) -> int:
     return int(sum(np.count_nonzero(w) for w in model.get_weights()))
 
 
-def assert_sparsity(model, target: float, tolerance: float = 0.02) -> float:
+def assert_sparsity(model, target: float, tolerance: float = 0.02, min_weights: int = 0) -> float:
     """Return the measured sparsity; raise ``AssertionError`` if it is below ``target - tolerance``.
 
     The usual cause is a schedule whose ``end_step`` was never reached (too few steps for
-    the mask-update ``frequency``). Used in: notebooks/06_pruning.ipynb.
+    the mask-update ``frequency``). ``min_weights``: measure only the kernels that were
+    pruned (see :func:`sparsity`). Used in: notebooks/06_pruning.ipynb.
     """
-    measured = sparsity(model)
+    measured = sparsity(model, min_weights)
     if measured < target - tolerance:
         raise AssertionError(
             f"measured sparsity {measured:.3f} is below the target {target:.3f} "
@@ -200,7 +237,16 @@ def prune_model(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarr
         initial_sparsity=config.initial_sparsity, final_sparsity=config.target_sparsity,
         begin_step=schedule.begin_step, end_step=schedule.end_step, power=config.power,
         frequency=schedule.frequency)
-    wrapped = tfmot.sparsity.keras.prune_low_magnitude(copy, pruning_schedule=decay)
+
+    def wrap(layer):  # prune the large conv/dense kernels, leave every other layer as it is
+        if type(layer).__name__ in PRUNABLE_LAYERS and (
+                int(np.prod(layer.kernel.shape)) >= config.min_layer_weights):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=decay)
+        return layer
+
+    wrapped = keras.models.clone_model(copy, clone_function=wrap)
+    if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in wrapped.layers):
+        raise ValueError(f"no conv/dense layer has >= {config.min_layer_weights} weights to prune")
     _compile(wrapped, config.learning_rate)
     train = make_dataset(X_train, y_train, n_classes, config.batch_size, shuffle=True,
                          seed=seed).prefetch(tf.data.AUTOTUNE)
@@ -285,31 +331,78 @@ def to_tflite(model, mode: str = "float", representative: np.ndarray | None = No
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs ..."
-        return bytes(converter.convert())
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # "INFO: Assets written to ..." for every conversion
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs ..."
+            return bytes(converter.convert())
+    finally:
+        logger.setLevel(level)
 
 
-def save_tflite_bundle(directory: str | Path, tflite_bytes: bytes, classes: Sequence[str],
-                       feature_config, mean: np.ndarray, std: np.ndarray,
-                       extra: dict | None = None) -> Path:
-    """Write ``model.tflite``, ``meta.json`` and ``normalizer.npz`` into ``directory``.
+def tflite_variants(model, representative: np.ndarray, modes: Sequence[str] = TFLITE_MODES,
+                    n_representative: int = 200) -> dict[str, bytes]:
+    """``{mode: flatbuffer}`` of :func:`to_tflite` for each of ``modes``.
 
-    The same ``meta.json``/``normalizer.npz`` format as :func:`helpers.models.save_bundle`, so
-    ``python -m helpers predict --model <directory>/model.tflite`` works. The write is atomic
-    (temporary folder, then rename). Returns the path of ``model.tflite``.
+    ``representative``: training windows for the int8 calibration (unused by other modes).
+    """
+    return {mode: to_tflite(model, mode, representative=representative,
+                            n_representative=n_representative) for mode in modes}
+
+
+def model_sizes(model, tflite: Mapping[str, bytes] | None = None) -> dict:
+    """Sizes of one model: weights, non-zero weights, ``.keras`` file, TFLite flatbuffers.
+
+    Returns ``params``, ``nonzero``, ``keras_bytes``, ``keras_gzip_bytes`` and, for every
+    ``{mode: flatbuffer}`` in ``tflite``, ``tflite_<mode>_bytes`` and
+    ``tflite_<mode>_gzip_bytes``. Used in: notebooks/06_pruning.ipynb.
+    """
+    keras_bytes = keras_file_bytes(model)
+    row = {"params": int(model.count_params()), "nonzero": count_nonzero(model),
+           "keras_bytes": len(keras_bytes), "keras_gzip_bytes": gzip_size(keras_bytes)}
+    for mode, blob in (tflite or {}).items():
+        row[f"tflite_{mode}_bytes"] = len(blob)
+        row[f"tflite_{mode}_gzip_bytes"] = gzip_size(blob)
+    return row
+
+
+def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes],
+                       classes: Sequence[str], feature_config, mean: np.ndarray, std: np.ndarray,
+                       extra: dict | None = None) -> Path | dict[str, Path]:
+    """Write one or several ``.tflite`` models plus ``meta.json`` and ``normalizer.npz``.
+
+    ``tflite`` is one flatbuffer (written as ``model.tflite``; returns its path) or a mapping
+    ``{name: flatbuffer}`` (written as ``<name>.tflite`` side by side; returns ``{name: path}``).
+    Every model of a folder shares the classes, feature parameters and standardiser, in the
+    same ``meta.json``/``normalizer.npz`` format as :func:`helpers.models.save_bundle`, so
+    ``python -m helpers predict --model <directory>/<name>.tflite`` works for each of them.
+    The write is atomic (temporary folder, then rename); an older folder is replaced whole.
+    Used in: notebooks/06_pruning.ipynb.
     """
     from helpers.models import META_FILE, NORMALIZER_FILE, _json_default
 
     directory = Path(directory)
     if not is_dataclass(feature_config) or isinstance(feature_config, type):
         raise TypeError(f"feature_config must be a dataclass instance, got {feature_config!r}")
+    single = isinstance(tflite, (bytes, bytearray))
+    files = {TFLITE_FILE: bytes(tflite)} if single else {
+        f"{name}.tflite": bytes(blob) for name, blob in dict(tflite).items()}
+    if not files:
+        raise ValueError("no TFLite model to save")
+    bad = [f for f in files if "/" in f or "\\" in f or f in (".tflite", META_FILE)]
+    if bad:
+        raise ValueError(f"model names must be plain file stems, got {bad}")
     meta = {"classes": [str(c) for c in classes], "feature_config": asdict(feature_config),
-            "extra": dict(extra or {}), "model_file": TFLITE_FILE}
+            "extra": dict(extra or {}), "model_file": next(iter(files)),
+            "model_files": {f: {"bytes": len(b), "gzip_bytes": gzip_size(b)}
+                            for f, b in files.items()}}
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        (tmp / TFLITE_FILE).write_bytes(tflite_bytes)
+        for name, blob in files.items():
+            (tmp / name).write_bytes(blob)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(mean, dtype=np.float32),
                  std=np.asarray(std, dtype=np.float32))
@@ -324,7 +417,9 @@ def save_tflite_bundle(directory: str | Path, tflite_bytes: bytes, classes: Sequ
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return directory / TFLITE_FILE
+    if single:
+        return directory / TFLITE_FILE
+    return {Path(f).stem: directory / f for f in files}
 
 
 # ----------------------------------------------------------------------------- TFLite runs
@@ -340,14 +435,8 @@ def _interpreter(tflite_bytes: bytes, threads: int):
     return interpreter
 
 
-def tflite_latency(tflite_bytes: bytes, X: np.ndarray, n: int = 200, threads: int = 1,
-                   warmup: int = 10) -> dict:
-    """Milliseconds per window (``mean_ms``, ``p50_ms``, ``p95_ms``) over ``n`` single-window runs.
-
-    Each run sets one window of ``X`` ``(m, bins, frames, 1)`` (cycled, quantised for int8
-    models), invokes the interpreter on ``threads`` thread(s) and reads the output.
-    """
-    interpreter = _interpreter(tflite_bytes, threads)
+def _time_runs(interpreter, X: np.ndarray, n: int, warmup: int) -> np.ndarray:
+    """Milliseconds of ``n`` single-window invocations (after ``warmup`` untimed ones)."""
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     X = np.asarray(X, dtype=np.float32)
     if len(X) == 0 or n < 1:
@@ -364,9 +453,48 @@ def tflite_latency(tflite_bytes: bytes, X: np.ndarray, n: int = 200, threads: in
         interpreter.get_tensor(out["index"])
         if i >= warmup:
             times.append((time.perf_counter() - start) * 1000.0)
-    times = np.asarray(times)
+    return np.asarray(times)
+
+
+def _timing(times: np.ndarray) -> dict:
     return {"mean_ms": float(times.mean()), "p50_ms": float(np.percentile(times, 50)),
             "p95_ms": float(np.percentile(times, 95))}
+
+
+def tflite_latency(tflite_bytes: bytes, X: np.ndarray, n: int = 200, threads: int = 1,
+                   warmup: int = 10) -> dict:
+    """Milliseconds per window (``mean_ms``, ``p50_ms``, ``p95_ms``) over ``n`` single-window runs.
+
+    Each run sets one window of ``X`` ``(m, bins, frames, 1)`` (cycled, quantised for int8
+    models), invokes the interpreter on ``threads`` thread(s) and reads the output.
+    """
+    return _timing(_time_runs(_interpreter(tflite_bytes, threads), X, n, warmup))
+
+
+def compare_latency(models: Mapping[str, bytes], X: np.ndarray, n: int = 200, threads: int = 1,
+                    rounds: int = 4, warmup: int = 10) -> pd.DataFrame:
+    """Latency per window of several TFLite models, measured interleaved in the same run.
+
+    Each model gets ``n`` timed single-window runs, split into ``rounds`` rounds that visit
+    the models in turn, so a change of load on a shared machine hits every model alike.
+    Returns one row per model (index: name) with ``mean_ms``, ``p50_ms``, ``p95_ms``, ``n``
+    and ``threads``. Used in: notebooks/06_pruning.ipynb, benchmarks/bench_pruning.py.
+    """
+    if not models:
+        raise ValueError("no TFLite model to time")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    interpreters = {name: _interpreter(blob, threads) for name, blob in models.items()}
+    sizes = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    times: dict[str, list[np.ndarray]] = {name: [] for name in models}
+    for r, size in enumerate(sizes):
+        if size == 0:
+            continue
+        for name, interpreter in interpreters.items():
+            times[name].append(_time_runs(interpreter, X, size, warmup if r == 0 else 0))
+    rows = {name: {**_timing(np.concatenate(t)), "n": int(sum(map(len, t))), "threads": threads}
+            for name, t in times.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 def tflite_predict(tflite_bytes: bytes, X: np.ndarray) -> np.ndarray:
@@ -387,6 +515,64 @@ def tflite_scores(tflite_bytes: bytes, prepared, split: str = "test") -> dict:
     fs = prepared.splits[split]
     _, probs = aggregate_clips(tflite_predict(tflite_bytes, fs.X), fs.clip_ids)
     return clip_metrics(prepared.clip_y(split), probs)
+
+
+# ----------------------------------------------------------------------------- goals
+
+
+@dataclass(frozen=True)
+class Goals:
+    """What the pruning chapter aims for (after Zhu & Gupta 2017 and the TF-MOT guide).
+
+    ``min_sparsity`` of the conv/dense kernels with at most ``max_accuracy_drop`` of clip
+    accuracy lost (test); the pruned ``.keras`` file ``min_gzip_ratio`` times smaller than the
+    dense one when both are gzip-compressed; the pruned int8 TFLite model ``min_int8_ratio``
+    times smaller than the dense float ``.keras`` file (checked with both gzip-compressed,
+    the uncompressed ratio reported beside it).
+    """
+
+    min_sparsity: float = 0.8
+    max_accuracy_drop: float = 0.01
+    min_gzip_ratio: float = 3.0
+    min_int8_ratio: float = 10.0
+    sparsity_tolerance: float = 0.001  # TF-MOT rounds each kernel's number of zeros
+
+
+def check_goals(measured: Mapping[str, float], goals: Goals = Goals()) -> pd.DataFrame:
+    """One row per goal: ``measured`` value, ``threshold``, ``met`` and ``margin``.
+
+    ``measured`` needs ``sparsity`` (measured, 0-1), ``accuracy_drop`` (dense minus pruned
+    clip accuracy, 0-1), ``gzip_ratio`` (dense/pruned gzip'd ``.keras`` bytes),
+    ``int8_ratio_gzip`` (dense ``.keras`` gzip bytes / pruned int8 ``.tflite`` gzip bytes) and
+    ``int8_ratio_raw`` (the same, uncompressed). ``margin`` is positive when the goal is met
+    and tells by how much it was missed otherwise (in the unit of ``measured``). The row
+    ``int8_ratio_raw`` is reported, not part of the goals (``counts`` is False). The sparsity
+    goal tolerates ``goals.sparsity_tolerance`` (rounding of the per-kernel zero counts).
+    Used in: notebooks/06_pruning.ipynb, benchmarks/bench_pruning.py.
+    """
+    specs = [
+        ("sparsity", f"sparsity >= {goals.min_sparsity:.0%}", goals.min_sparsity, ">=", True),
+        ("accuracy_drop", f"clip accuracy lost <= {goals.max_accuracy_drop * 100:g} point(s)",
+         goals.max_accuracy_drop, "<=", True),
+        ("gzip_ratio", f"pruned .keras >= {goals.min_gzip_ratio:g}x smaller (both gzip'd)",
+         goals.min_gzip_ratio, ">=", True),
+        ("int8_ratio_gzip", f"pruned int8 TFLite >= {goals.min_int8_ratio:g}x smaller than "
+         "dense .keras (both gzip'd)", goals.min_int8_ratio, ">=", True),
+        ("int8_ratio_raw", f"pruned int8 TFLite >= {goals.min_int8_ratio:g}x smaller than "
+         "dense .keras (neither gzip'd)", goals.min_int8_ratio, ">=", False),
+    ]
+    missing = [key for key, *_ in specs if key not in measured]
+    if missing:
+        raise KeyError(f"check_goals needs {missing}")
+    rows = []
+    for key, goal, threshold, direction, counts in specs:
+        value = float(measured[key])
+        margin = value - threshold if direction == ">=" else threshold - value
+        slack = goals.sparsity_tolerance if key == "sparsity" else 1e-12
+        rows.append({"key": key, "goal": goal, "measured": value, "threshold": threshold,
+                     "direction": direction, "met": bool(margin >= -slack), "margin": margin,
+                     "counts": counts})
+    return pd.DataFrame(rows).set_index("key")
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -417,13 +603,16 @@ def sweep(model, prepared, sparsities: Sequence[float], config: PruneConfig, see
     """
     from dataclasses import replace
 
-    from tqdm.auto import tqdm
-
     X_train, y_train = prepared.xy("train")
     X_val, y_val = prepared.xy("val")
     rows = [{**_row("dense", float("nan"), model, prepared), "seconds": 0.0}]
     models = {}
-    for target in tqdm(list(sparsities), desc="pruning sweep", disable=not progress):
+    targets = list(sparsities)
+    if progress:
+        from tqdm.auto import tqdm
+
+        targets = tqdm(targets, desc="pruning sweep")
+    for target in targets:
         pruned, info = prune_model(model, X_train, y_train, X_val, y_val, len(prepared.classes),
                                    replace(config, target_sparsity=float(target)), seed=seed)
         rows.append({**_row(f"pruned {target:.0%}", float(target), pruned, prepared),

@@ -161,6 +161,80 @@ def hyperparameters(space: SearchSpace, base: CNNConfig):
     return hp
 
 
+def hp_values(config: CNNConfig) -> dict[str, Any]:
+    """The hyperparameter values of ``config``, named as :func:`config_from_hp` declares them.
+
+    The inverse of ``config_from_hp``: ``config_from_hp(FixedValues(hp_values(c)), space, c)``
+    gives ``c`` back, for any space. Used to show where a base configuration sits in a space.
+    """
+    values: dict[str, Any] = {}
+    for i, filters in enumerate(config.conv_filters, 1):
+        values[f"conv{i}_filters"] = int(filters)
+    for i, kernel in enumerate(config.kernel_sizes, 1):
+        values[f"conv{i}_kernel"] = int(kernel)
+    for j, units in enumerate(config.dense_units, 1):
+        values[f"dense{j}_units"] = int(units)
+    values["dropout"] = float(config.dropout)
+    values["learning_rate"] = float(config.learning_rate)
+    return values
+
+
+def _describe(name: str) -> str:
+    """What a hyperparameter name of :func:`config_from_hp` controls, in words."""
+    layer = "".join(ch for ch in name.split("_")[0] if ch.isdigit())
+    if name.endswith("_filters"):
+        return f"filters of conv layer {layer}"
+    if name.endswith("_kernel"):
+        return f"kernel size of conv layer {layer} (k x k cells)"
+    if name.endswith("_units"):
+        return f"units of hidden dense layer {layer}"
+    if name == "dropout":
+        return "dropout after every conv block and dense layer"
+    if name == "learning_rate":
+        return "Adam learning rate"
+    return name
+
+
+def space_table(space: SearchSpace, base: CNNConfig) -> pd.DataFrame:
+    """The search space as a table: one row per hyperparameter, indexed by its name.
+
+    Columns: ``what`` it controls, the ``values`` random search draws from, the ``sampling``
+    rule, ``n_values`` (choices or grid points; NaN for a continuous range) and ``base``, the
+    value in ``base`` (``in_space`` says whether random search could draw it).
+    Used in: notebooks/05_tuning.ipynb.
+    """
+    hp = hyperparameters(space, base)
+    base_values = hp_values(base)
+    rows = {}
+    for param in hp.space:
+        cfg = param.get_config()
+        name, value = cfg["name"], base_values[cfg["name"]]
+        if "values" in cfg:
+            values, sampling = ", ".join(map(str, cfg["values"])), "uniform over the choices"
+            n, inside = len(cfg["values"]), value in cfg["values"]
+        elif "value" in cfg:  # hp.Fixed: equal bounds
+            values, sampling, n, inside = f"{cfg['value']:g}", "fixed", 1, value == cfg["value"]
+        else:
+            low, high, step = cfg["min_value"], cfg["max_value"], cfg.get("step")
+            inside = low <= value <= high
+            if cfg.get("sampling") == "log":
+                values, sampling, n = f"{low:g} to {high:g}", "log-uniform", math.nan
+            elif step:
+                n = int(round((high - low) / step)) + 1
+                values, sampling = f"{low:g} to {high:g} in steps of {step:g}", "uniform on the grid"
+                inside = inside and math.isclose((value - low) / step, round((value - low) / step),
+                                                 abs_tol=1e-6)
+            else:
+                values, sampling, n = f"{low:g} to {high:g}", "uniform", math.nan
+        rows[name] = {"what": _describe(name), "values": values, "sampling": sampling,
+                      "n_values": n, "base": value, "in_space": bool(inside)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["n_values"] = table["n_values"].astype("Int64")  # counts; <NA> for a continuous range
+    table["base"] = pd.Series({k: r["base"] for k, r in rows.items()}, dtype=object)  # 16, not 16.0
+    table.index.name = "hyperparameter"
+    return table
+
+
 # ----------------------------------------------------------------------------- one trial
 
 
@@ -499,13 +573,17 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
         if best is not None:
             axis.scatter([best[name]], [best[objective]], marker="*", s=160, color="C3",
                          label=f"best (trial {best['trial_id']})")
+        values = sorted(trials[name].dropna().unique())
         if name == "learning_rate":
-            axis.set_xscale("log")
-        elif pd.api.types.is_integer_dtype(trials[name]):
-            axis.set_xticks(sorted(trials[name].dropna().unique()))
+            _log_ticks(axis, values)
+        elif pd.api.types.is_integer_dtype(trials[name]) or name == "dropout":
+            axis.set_xticks(values, [f"{v:g}" for v in values])  # the values drawn, on their grid
         axis.set_xlabel(_axis_label(name))
         axis.set_ylabel(label)
         axis.set_title(name)
+    if ax is None:  # the y axis is shared along each row: show its label in the first column only
+        for k, axis in enumerate(axes[:len(names)]):
+            axis.yaxis.label.set_visible(k % ncols == 0)
     for axis in axes[len(names):]:
         axis.set_visible(False)
     if len(names):
@@ -517,18 +595,32 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
     return axes[:len(names)]
 
 
+def _log_ticks(axis, values) -> None:
+    """Log x axis labelled at 1, 3, 10, 30, ... x 10^k (plain numbers, no crowded minor labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    axis.set_xscale("log")
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    if len(values) and min(values) > 0:
+        low, high = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+        ticks = [m * 10.0**k for k in range(low, high + 1) for m in (1, 3)
+                 if min(values) / 2 <= m * 10.0**k <= max(values) * 2]
+        if ticks:
+            axis.set_xticks(ticks, [f"{t:g}" for t in ticks])
+
+
 def _axis_label(name: str) -> str:
-    """Axis label with the unit of a hyperparameter."""
+    """x label of a hyperparameter's panel (the panel's title names it): what and the unit."""
     if name.endswith("_filters"):
-        return f"{name} (filters)"
+        return "filters (count)"
     if name.endswith("_kernel"):
-        return f"{name} (kernel size, bins x frames)"
+        return "kernel size (k x k cells)"
     if name.endswith("_units"):
-        return f"{name} (units)"
+        return "units (count)"
     if name == "dropout":
-        return "dropout (share of units dropped)"
+        return "dropout (share of units)"
     if name == "learning_rate":
-        return "learning rate (Adam, log scale)"
+        return "learning rate (log scale)"
     return name
 
 

@@ -14,6 +14,8 @@ import pytest  # noqa: E402
 import helpers  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from helpers.ablation import (  # noqa: E402
     AblationConfig,
+    chosen_augmentation,
+    compare_variants,
     cut_network,
     grid_table,
     make_variant,
@@ -23,9 +25,11 @@ from helpers.ablation import (  # noqa: E402
     summarise,
     variants,
 )
+from helpers.augment import AugmentConfig  # noqa: E402
 from helpers.experiment import Prepared  # noqa: E402
 from helpers.features import FeatureConfig, FeatureSet  # noqa: E402
 from helpers.models import SEED_CNN, CNNConfig, build_cnn  # noqa: E402
+from helpers.plots import label_problems  # noqa: E402
 from helpers.training import TrainConfig  # noqa: E402
 
 CLASSES = ["Bass", "Cello", "Flute"]
@@ -61,6 +65,33 @@ def test_default_plan_is_the_seed_grid_plus_one_factor_at_a_time():
     assert extra[1].augment_config.kind == "cutmix" and grid[0].augment_config is None
     full = next(v for v in grid if (v.n_conv, v.n_dense) == (3, 3))
     assert full.cnn == SEED_CNN and full.name == "conv3-dense3 mfcc"
+
+
+def test_a_full_augment_config_is_carried_by_its_variant():
+    chosen = AugmentConfig("mixup", alpha=0.3, prob=0.5)
+    plan = variants(AblationConfig(augments=("none", chosen)))
+    assert len(plan) == 18
+    extra = plan[-1]
+    assert extra.name == "conv3-dense3 mfcc + mixup" and extra.augment == "mixup"
+    assert extra.augment_config == chosen  # not the default mixup settings
+    assert make_variant(SEED_CNN, 1, 1, augment="cutmix").augment_config == AugmentConfig("cutmix")
+    assert make_variant(SEED_CNN, 1, 1, augment=AugmentConfig()).augment_config is None
+    with pytest.raises(ValueError, match="augmentation"):
+        AblationConfig(augments=("nope",))
+
+
+def test_chosen_augmentation_reads_notebook_04s_choice_or_falls_back(tmp_path):
+    from helpers.augment import save_augment_config
+
+    path = tmp_path / "best_augmentation.json"
+    config, note = chosen_augmentation(path)
+    assert config == AugmentConfig("cutmix") and "fallback" in note and "not found" in note
+    save_augment_config(AugmentConfig("specaugment", time_masks=1), path, extra={"why": "val"})
+    config, note = chosen_augmentation(path)
+    assert config == AugmentConfig("specaugment", time_masks=1) and "notebook 04" in note
+    save_augment_config(AugmentConfig("none"), path)
+    config, note = chosen_augmentation(path)
+    assert config.kind == "cutmix" and "no augmentation" in note
 
 
 def test_grid_variants_build_models_with_the_right_layer_counts():
@@ -149,4 +180,34 @@ def test_plots_have_titles_labels_and_colour_bar():
     assert ax.get_ylabel() == "conv blocks kept"
     assert ax.figure.axes[-1].get_ylabel() == "clip accuracy (test), mean over seeds"
     assert len(ax.texts) == 6  # every cell annotated
+    assert label_problems(ax.figure) == []  # save_fig would accept it
     plt.close("all")
+
+
+def test_grid_of_the_seed_spread():
+    summary = _fake_summary()
+    spread = grid_table(summary, "accuracy", stat="std")
+    assert spread.attrs["stat"] == "std"
+    assert spread.loc[1, 0] == pytest.approx(np.std([0.4, 0.41], ddof=1))
+    ax = plot_grid(summary, "accuracy", stat="std")
+    assert "std over seeds" in ax.get_title()
+    assert ax.figure.axes[-1].get_ylabel() == "clip accuracy (test), std over seeds"
+    with pytest.raises(ValueError, match="stat"):
+        grid_table(summary, stat="median")
+    plt.close("all")
+
+
+def test_compare_variants_by_hand():
+    table = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"],
+                          "accuracy": [0.70, 0.72, 0.74, 0.60, 0.61, 0.62, 0.9]})
+    out = compare_variants(table, "a", "b")
+    assert out["difference"] == pytest.approx(0.11)
+    se = np.sqrt(0.02 ** 2 / 3 + 0.01 ** 2 / 3)
+    assert out["se"] == pytest.approx(se) and out["conclusive"] is True
+    assert (out["n_a"], out["n_b"]) == (3, 3)
+    close = table.assign(accuracy=[0.70, 0.80, 0.60, 0.69, 0.71, 0.70, 0.9])
+    assert compare_variants(close, "a", "b")["conclusive"] is False  # within the spread
+    single = compare_variants(table, "c", "a")
+    assert single["conclusive"] is None and np.isnan(single["se"])  # one seed: no verdict
+    with pytest.raises(KeyError, match="zzz"):
+        compare_variants(table, "a", "zzz")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,8 +19,10 @@ from helpers.augment import (
     band_cutmix_with_box,
     cutmix,
     cutmix_with_box,
+    load_augment_config,
     mixup,
     sample_box,
+    save_augment_config,
     spec_augment,
 )
 
@@ -305,3 +309,32 @@ def test_bad_config_raises():
         AugmentConfig(kind="mixup", alpha=0.0)
     with pytest.raises(ValueError, match="prob"):
         AugmentConfig(kind="mixup", prob=1.5)
+
+
+@pytest.mark.parametrize("config", [AugmentConfig(), AugmentConfig("cutmix", alpha=0.4, prob=0.5),
+                                    AugmentConfig("specaugment", freq_masks=3, time_mask_width=5)])
+def test_save_load_augment_config_round_trip(tmp_path, config):
+    path = save_augment_config(config, tmp_path / "sub" / "best.json",
+                               extra={"chosen_by": "val_map_at_3", "score": np.float64(0.8),
+                                      "std": float("nan"), "seeds": np.arange(2)})
+    assert load_augment_config(path) == config
+    extra = json.loads(path.read_text())["extra"]
+    assert extra == {"chosen_by": "val_map_at_3", "score": 0.8, "std": None, "seeds": [0, 1]}
+    assert not list(path.parent.glob("*.tmp"))  # the atomic write left no temporary file
+
+
+def test_load_augment_config_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="04_cutmix"):
+        load_augment_config(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "cutmix", "strength": 2}')
+    with pytest.raises(ValueError, match="strength"):
+        load_augment_config(bad)
+    bad.write_text('{"kind": "rotate"}')
+    with pytest.raises(ValueError, match="rotate"):
+        load_augment_config(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        load_augment_config(bad)
+    bad.write_text('{"kind": "mixup"}')  # missing fields take their defaults
+    assert load_augment_config(bad) == AugmentConfig("mixup")

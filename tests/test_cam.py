@@ -13,19 +13,25 @@ import pytest  # noqa: E402
 import helpers  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from helpers.cam import (  # noqa: E402
     RELEVANCE_LABEL,
+    add_relevance_colorbar,
     area_under_curve,
     deletion_curve,
     deletion_order,
+    deletion_scores,
+    example_windows,
     grad_cam,
     last_conv_layer,
     mean_cam_per_class,
     plot_cam,
+    plot_cam_grid,
     plot_deletion_curves,
+    plot_rank_correlations,
     randomized_copy,
     rank_correlation,
 )
 from helpers.features import FeatureConfig  # noqa: E402
 from helpers.models import CNNConfig, build_cnn  # noqa: E402
+from helpers.plots import label_problems  # noqa: E402
 from helpers.training import set_seed  # noqa: E402
 
 SHAPE = (16, 16, 1)
@@ -144,6 +150,30 @@ def test_deletion_by_cam_drops_the_score_faster_than_random(toy):
     plt.close("all")
 
 
+def test_deletion_scores_are_per_window_and_average_to_the_curve(toy):
+    model, _, _, _, X1, cams = toy
+    fractions, per_window = deletion_scores(model, X1, cams, class_index=1, steps=4,
+                                            max_fraction=0.5)
+    assert per_window.shape == (len(X1), 5)
+    _, mean = deletion_curve(model, X1, cams, class_index=1, steps=4, max_fraction=0.5)
+    np.testing.assert_allclose(per_window.mean(axis=0), mean, rtol=1e-6)
+    _, one_step_per_call = deletion_scores(model, X1, cams, class_index=1, steps=4,
+                                           max_fraction=0.5, max_windows_per_call=1)
+    np.testing.assert_allclose(one_step_per_call, per_window, rtol=1e-5, atol=1e-6)
+    areas = area_under_curve(fractions, per_window)  # one area per window
+    assert areas.shape == (len(X1),)
+    assert np.mean(areas) == pytest.approx(area_under_curve(fractions, mean))
+    _, random = deletion_scores(model, X1, cams, class_index=1, steps=4, mode="random",
+                                max_fraction=0.5)
+    assert np.mean(areas < area_under_curve(fractions, random)) > 0.8  # paired, per window
+    ax = plot_deletion_curves({"Grad-CAM order": (fractions, per_window),
+                               "random order": (fractions, random)})
+    assert len(ax.collections) == 2  # a standard-error band per curve
+    with pytest.raises(ValueError, match="cams must be"):
+        deletion_scores(model, X1, cams[:, :8])
+    plt.close("all")
+
+
 def test_deletion_order_and_area_by_hand():
     cams = np.array([[[0.1, 0.9], [0.5, 0.0]]])
     np.testing.assert_array_equal(deletion_order(cams, "cam"), [[1, 2, 0, 3]])
@@ -153,6 +183,9 @@ def test_deletion_order_and_area_by_hand():
         deletion_order(cams, "smallest")
     assert area_under_curve([0, 0.5, 1], [1, 0.5, 0]) == pytest.approx(0.5)
     assert area_under_curve([0, 0.5], [1, 1]) == pytest.approx(1.0)  # divided by the x range
+    np.testing.assert_allclose(area_under_curve([0, 0.5, 1], [[1, 0.5, 0], [1, 1, 1]]), [0.5, 1])
+    with pytest.raises(ValueError, match="match"):
+        area_under_curve([0, 1], [1, 0.5, 0])
 
 
 @pytest.mark.parametrize("kind", ["logmel", "mfcc"])
@@ -168,4 +201,51 @@ def test_plot_cam_has_real_axes_and_a_labelled_colour_bar(toy, kind):
     assert ax.figure.axes[-1].get_ylabel() == RELEVANCE_LABEL
     alone = plot_cam(None, cams.mean(axis=0), config, title="mean map")
     assert alone.get_title() == "mean map"
+    fig, axes = plt.subplots(1, 2)
+    for ax, cam in zip(axes, cams[:2], strict=True):
+        plot_cam(None, cam, config, ax=ax, colorbar=False)
+    assert len(fig.axes) == 2  # no colour bar per panel
+    bar = add_relevance_colorbar(fig, axes)
+    assert bar.ax.get_ylabel() == RELEVANCE_LABEL and len(fig.axes) == 3
+    plt.close("all")
+
+
+def test_example_windows_pick_correct_and_wrong_of_several_classes():
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 0, 1])
+    y_pred = np.array([0, 0, 1, 1, 0, 2, 2, 0, 0, 1])
+    correct, wrong = example_windows(y_true, y_pred, n=3, seed=0)
+    assert len(correct) == 3 and (y_true[correct] == y_pred[correct]).all()
+    assert sorted(y_true[correct]) == [0, 1, 2]  # one per class before any repeat
+    assert sorted(wrong.tolist()) == [2, 4, 7] and (y_true[wrong] != y_pred[wrong]).all()
+    again = example_windows(y_true, y_pred, n=3, seed=0)
+    np.testing.assert_array_equal(again[0], correct)
+    few_c, few_w = example_windows(y_true, y_true, n=2)
+    assert len(few_c) == 2 and len(few_w) == 0  # no wrong windows: none shown
+    with pytest.raises(ValueError, match="shape"):
+        example_windows(y_true, y_pred[:3], n=1)
+
+
+@pytest.mark.parametrize("with_input", [True, False])
+def test_plot_cam_grid_shares_one_colour_bar(toy, with_input):
+    _, _, _, _, X1, cams = toy
+    config = FeatureConfig(kind="logmel", n_mels=16, window_seconds=0.35)
+    fig = plot_cam_grid(X1[:5] if with_input else None, cams[:5], config,
+                        [f"window {i}" for i in range(5)], ncols=3, title="five maps",
+                        label="mean relevance")
+    maps = [ax for ax in fig.axes if ax.get_title().startswith("window")]
+    assert len(maps) == 5 and fig.axes[-1].get_ylabel() == "mean relevance"
+    assert fig._suptitle.get_text() == "five maps"
+    assert fig._supylabel.get_text() == "frequency (Hz)" and fig._supxlabel.get_text() == "time (s)"
+    assert label_problems(fig) == []  # save_fig would accept it
+    with pytest.raises(ValueError, match="one title per map"):
+        plot_cam_grid(None, cams[:2], config, ["only one"])
+    plt.close("all")
+
+
+def test_plot_rank_correlations():
+    ax = plot_rank_correlations({"a": np.array([0.1, 0.3, np.nan]), "b": np.array([0.9])})
+    assert "randomisation" in ax.get_title().lower()
+    assert "Spearman" in ax.get_xlabel() and "count" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["a (mean 0.20)", "b (mean 0.90)"]
     plt.close("all")

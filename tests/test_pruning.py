@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import matplotlib
 
@@ -19,21 +20,27 @@ from helpers.features import FeatureConfig, FeatureSet  # noqa: E402
 from helpers.models import CNNConfig, build_cnn  # noqa: E402
 from helpers.predict import load_predictor, predict_paths  # noqa: E402
 from helpers.pruning import (  # noqa: E402
+    Goals,
     PruneConfig,
     assert_sparsity,
+    check_goals,
+    compare_latency,
     count_nonzero,
     gzip_size,
     keras_file_bytes,
     layer_sparsity,
+    model_sizes,
     plot_sweep,
     prune_model,
     save_tflite_bundle,
+    schedule_levels,
     schedule_steps,
     sparsity,
     sweep,
     tflite_latency,
     tflite_predict,
     tflite_scores,
+    tflite_variants,
     to_tflite,
 )
 from helpers.training import set_seed  # noqa: E402
@@ -228,3 +235,120 @@ def test_sweep_scores_each_sparsity_and_plots(trained):
     assert ax.get_title() and "sparsity" in ax.get_xlabel() and ax.get_ylabel()
     assert len(ax.get_lines()) == 4  # two metrics, pruned and dense
     plt.close("all")
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+def test_tflite_bundle_holds_several_models(pruned, trained, tmp_path, write_tone):
+    import json
+
+    blobs = {"pruned_float": to_tflite(pruned[0], "float"),
+             "pruned_int8": to_tflite(pruned[0], "int8", representative=trained[1])}
+    paths = save_tflite_bundle(tmp_path / "tfl", blobs, CLASSES, FEATURES, np.zeros(8),
+                               np.ones(8), extra={"note": "two models"})
+    assert set(paths) == set(blobs)
+    assert sorted(p.name for p in (tmp_path / "tfl").iterdir()) == [
+        "meta.json", "normalizer.npz", "pruned_float.tflite", "pruned_int8.tflite"]
+    meta = json.loads((tmp_path / "tfl" / "meta.json").read_text())
+    assert meta["model_files"]["pruned_int8.tflite"]["bytes"] == len(blobs["pruned_int8"])
+    assert meta["extra"] == {"note": "two models"}
+    wav = write_tone("c.wav")
+    rows = {}
+    for name, path in paths.items():
+        out = io.StringIO()
+        assert predict_paths([wav], model=path, out=out, err=io.StringIO()) == 0
+        rows[name] = out.getvalue().splitlines()[1].split(",")
+    assert rows["pruned_float"][1] in CLASSES and rows["pruned_int8"][1] in CLASSES
+    with pytest.raises(ValueError, match="no TFLite model"):
+        save_tflite_bundle(tmp_path / "empty", {}, CLASSES, FEATURES, np.zeros(8), np.ones(8))
+    with pytest.raises(ValueError, match="plain file stems"):
+        save_tflite_bundle(tmp_path / "bad", {"a/b": blobs["pruned_float"]}, CLASSES, FEATURES,
+                           np.zeros(8), np.ones(8))
+
+
+def test_compare_latency_times_every_model_interleaved(pruned, trained):
+    blobs = tflite_variants(pruned[0], trained[1], modes=("float", "int8"), n_representative=20)
+    assert set(blobs) == {"float", "int8"}
+    table = compare_latency(blobs, trained[3], n=10, rounds=3, warmup=1)
+    assert list(table.index) == ["float", "int8"] and (table["n"] == 10).all()
+    assert (table["threads"] == 1).all()
+    assert ((0 < table["p50_ms"]) & (table["p50_ms"] <= table["p95_ms"])).all()
+    with pytest.raises(ValueError, match="no TFLite model"):
+        compare_latency({}, trained[3])
+
+
+def test_model_sizes_lists_keras_and_tflite_sizes(trained, pruned):
+    blobs = {"float": to_tflite(pruned[0], "float")}
+    dense, sparse = model_sizes(trained[0]), model_sizes(pruned[0], blobs)
+    assert dense["params"] == sparse["params"] == trained[0].count_params()
+    assert sparse["nonzero"] == count_nonzero(pruned[0]) < dense["nonzero"]
+    assert sparse["keras_gzip_bytes"] < dense["keras_gzip_bytes"] <= dense["keras_bytes"] + 100
+    assert sparse["tflite_float_bytes"] == len(blobs["float"])
+    assert sparse["tflite_float_gzip_bytes"] == gzip_size(blobs["float"])
+    assert "tflite_float_bytes" not in dense
+
+
+def test_check_goals_reports_met_and_margins():
+    measured = {"sparsity": 0.8, "accuracy_drop": 0.015, "gzip_ratio": 3.4,
+                "int8_ratio_gzip": 9.0, "int8_ratio_raw": 4.0}
+    table = check_goals(measured)
+    assert list(table.index) == ["sparsity", "accuracy_drop", "gzip_ratio", "int8_ratio_gzip",
+                                 "int8_ratio_raw"]
+    assert table["met"].to_dict() == {"sparsity": True, "accuracy_drop": False,
+                                      "gzip_ratio": True, "int8_ratio_gzip": False,
+                                      "int8_ratio_raw": False}
+    assert table.loc["accuracy_drop", "margin"] == pytest.approx(-0.005)
+    assert table.loc["gzip_ratio", "margin"] == pytest.approx(0.4)
+    assert not table.loc["int8_ratio_raw", "counts"] and table.loc["sparsity", "counts"]
+    assert check_goals({**measured, "accuracy_drop": 0.01})["met"]["accuracy_drop"]
+    assert check_goals({**measured, "sparsity": 0.7995})["met"]["sparsity"]  # rounding
+    assert not check_goals({**measured, "sparsity": 0.79})["met"]["sparsity"]
+    loose = check_goals(measured, Goals(max_accuracy_drop=0.02, min_int8_ratio=8.0))
+    assert loose["met"][["accuracy_drop", "int8_ratio_gzip"]].all()
+    with pytest.raises(KeyError, match="gzip_ratio"):
+        check_goals({"sparsity": 0.9})
+
+
+def test_small_kernels_can_stay_dense(trained):
+    model, X, y, Xv, yv = trained
+    config = PruneConfig(target_sparsity=0.8, fine_tune_epochs=1, batch_size=32,
+                         min_layer_weights=100)  # conv1 has 3 * 3 * 8 = 72 weights
+    stripped, info = prune_model(model, X, y, Xv, yv, 3, config)
+    table = layer_sparsity(stripped)
+    assert table.loc["conv1", "sparsity"] == 0.0
+    assert table.loc["dense1", "sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert table.loc["logits", "sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert info["sparsity"] == pytest.approx(0.8 * (1 - 72 / table["weights"].sum()), abs=0.01)
+    with pytest.raises(ValueError, match="no conv/dense layer"):
+        prune_model(model, X, y, Xv, yv, 3, replace(config, min_layer_weights=10**6))
+    with pytest.raises(ValueError, match="min_layer_weights"):
+        PruneConfig(0.5, min_layer_weights=-1)
+
+
+def test_schedule_levels_end_at_the_target_only_with_a_matching_frequency():
+    s = schedule_steps(240, PruneConfig(0.8, fine_tune_epochs=3, batch_size=32))
+    levels = schedule_levels(s, 0.8)
+    assert levels.index[0] == 0 and levels.index[-1] == s.end_step
+    assert levels.iloc[0] == pytest.approx(0.0) and levels.iloc[-1] == pytest.approx(0.8)
+    assert levels.is_monotonic_increasing
+    # TF-MOT's default frequency on a short fine-tuning: one update at step 0, no pruning
+    naive = schedule_levels(replace(s, frequency=100), 0.8)
+    assert list(naive.index) == [0] and naive.iloc[-1] == pytest.approx(0.0)
+
+
+def test_sparsity_can_count_only_the_pruned_kernels():
+    import tf_keras as keras
+
+    from helpers.pruning import assert_sparsity, sparsity
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="small"),
+                              keras.layers.Dense(100, name="big")])
+    big = model.get_layer("big")
+    kernel = big.kernel.numpy()
+    kernel[:, :80] = 0  # 80 % of the big kernel
+    big.kernel.assign(kernel)
+    small = model.get_layer("small").kernel.numpy().size
+    assert sparsity(model) == pytest.approx(160 / (200 + small))
+    assert sparsity(model, min_weights=100) == pytest.approx(0.8)
+    assert assert_sparsity(model, 0.8, min_weights=100) == pytest.approx(0.8)
+    with pytest.raises(AssertionError, match="below the target"):
+        assert_sparsity(model, 0.9, min_weights=100)

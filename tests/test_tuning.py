@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from helpers.experiment import Prepared
 from helpers.features import FeatureConfig, FeatureSet
 from helpers.models import LOGMEL_CNN, CNNConfig
+from helpers.plots import label_problems
 from helpers.training import TrainConfig
 from helpers.tuning import (
     COMPLETED,
@@ -27,9 +29,11 @@ from helpers.tuning import (
     TuningWarning,
     config_from_hp,
     hp_columns,
+    hp_values,
     load_best,
     plot_trials,
     save_best,
+    space_table,
     tune,
 )
 
@@ -116,6 +120,39 @@ def test_fixed_values_rebuild_a_config_and_name_missing_ones():
                        TINY_SPACE, TINY_BASE)
 
 
+def test_hp_values_invert_config_from_hp():
+    base = CNNConfig(conv_filters=(8, 32), kernel_sizes=(5, 3), dense_units=(64, 16),
+                     dropout=0.2, batch_norm=True, learning_rate=5e-4)
+    values = hp_values(base)
+    assert values == {"conv1_filters": 8, "conv2_filters": 32, "conv1_kernel": 5,
+                      "conv2_kernel": 3, "dense1_units": 64, "dense2_units": 16,
+                      "dropout": 0.2, "learning_rate": 5e-4}
+    assert config_from_hp(FixedValues(values), TINY_SPACE, base) == base
+
+
+def test_space_table_lists_every_hyperparameter_and_the_base_value():
+    space = SearchSpace(filters=(8, 16, 32), kernel_sizes=(3, 5), dense_units=(32, 64, 128))
+    table = space_table(space, LOGMEL_CNN)  # LOGMEL_CNN: filters 16/32/64, 3x3, 128, 0.3, 1e-3
+    assert list(table.index) == ["conv1_filters", "conv2_filters", "conv3_filters",
+                                 "conv1_kernel", "conv2_kernel", "conv3_kernel",
+                                 "dense1_units", "dropout", "learning_rate"]
+    assert table.loc["conv2_filters", "values"] == "8, 16, 32"
+    assert table.loc["conv2_filters", "n_values"] == 3
+    assert table.loc["conv3_filters", "base"] == 64
+    assert not table.loc["conv3_filters", "in_space"]  # 64 is outside (8, 16, 32)
+    assert table.loc["conv1_filters", "in_space"] and table.loc["dropout", "in_space"]
+    assert table.loc["dropout", "n_values"] == 6  # 0.0, 0.1, ..., 0.5
+    assert table.loc["learning_rate", "sampling"] == "log-uniform"
+    assert pd.isna(table.loc["learning_rate", "n_values"])
+    assert isinstance(table.loc["conv1_filters", "base"], int)  # not upcast to 16.0
+    assert table.loc["conv1_kernel", "what"].startswith("kernel size of conv layer 1")
+    fixed = space_table(SearchSpace(min_learning_rate=1e-3, max_learning_rate=1e-3), LOGMEL_CNN)
+    assert fixed.loc["learning_rate", "sampling"] == "fixed"
+    assert fixed.loc["learning_rate", "in_space"]
+    off_grid = space_table(SearchSpace(), replace(LOGMEL_CNN, dropout=0.25))
+    assert not off_grid.loc["dropout", "in_space"]  # 0.25 is not on the 0.1 grid
+
+
 @pytest.mark.parametrize("bad", [dict(filters=()), dict(kernel_sizes=(3, 0)),
                                  dict(max_dropout=1.0), dict(dropout_step=0),
                                  dict(min_learning_rate=0.0),
@@ -145,6 +182,12 @@ def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
                                                 TINY_BASE)
     axes = plot_trials(trials)
     assert len(axes) == 5 and axes[0].get_ylabel() == "validation MAP@3 (clips)"
+    # 4 panels per row sharing y: its label shows in the first column only
+    assert [a.yaxis.label.get_visible() for a in axes] == [True, False, False, False, True]
+    assert label_problems(axes[0].figure) == []  # save_fig would accept it
+    assert axes[3].get_title() == "dropout" and axes[3].get_xlabel() == "dropout (share of units)"
+    lr_labels = [t.get_text() for t in axes[4].get_xticklabels()]  # log axis: plain 1/3 ticks
+    assert lr_labels and all(label.replace(".", "").replace("e-", "").isdigit() for label in lr_labels)
     assert axes[0].figure._suptitle.get_text().startswith("Random search")
 
 

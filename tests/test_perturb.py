@@ -1,0 +1,128 @@
+"""Tests for helpers.perturb: exact SNR and gain, reverb keeps length and replays for a seed,
+and a perturbed test split that keeps clip order (a clean 'perturbation' reproduces the features)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import tone
+
+from helpers.perturb import (
+    Perturbation,
+    add_noise,
+    add_reverb,
+    change_gain,
+    perturbed_split,
+    room_impulse_response,
+    snr_db,
+)
+
+SR = 22050
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 10.0, 30.0])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_noise_reaches_the_requested_snr(snr, seed):
+    y = tone(2.0, SR)
+    noisy = add_noise(y, snr, seed)
+    assert noisy.shape == y.shape and noisy.dtype == np.float32
+    assert abs(snr_db(y, noisy) - snr) < 0.5
+    assert np.array_equal(noisy, add_noise(y, snr, seed))
+    assert not np.array_equal(noisy, add_noise(y, snr, seed + 1))
+
+
+def test_noise_on_silence_raises():
+    with pytest.raises(ValueError, match="silent"):
+        add_noise(np.zeros(100), 10.0)
+
+
+@pytest.mark.parametrize("gain_db", [-20.0, 0.0, 6.0])
+def test_gain_is_exact(gain_db):
+    y = tone(0.5, SR)
+    out = change_gain(y, gain_db)
+    np.testing.assert_allclose(out, y * 10 ** (gain_db / 20), rtol=1e-6)
+    peak_change = 20 * np.log10(np.max(np.abs(out)) / np.max(np.abs(y)))
+    assert peak_change == pytest.approx(gain_db, abs=1e-4)
+
+
+def test_room_impulse_response_decays_60_db_in_rt60():
+    rt60 = 0.5
+    ir = room_impulse_response(SR, rt60, seed=1, drr_db=0.0)
+    assert len(ir) == int(rt60 * SR) and ir[0] == 1.0
+    tail = ir[1:]
+    assert np.sum(tail**2) == pytest.approx(1.0)  # DRR 0 dB: tail energy equals the direct's
+    first, last = tail[: SR // 20], tail[-SR // 20:]  # energy in the first and last 50 ms
+    drop = 10 * np.log10(np.mean(first[first != 0] ** 2) / np.mean(last**2))
+    assert 45 < drop < 65
+
+
+def test_reverb_keeps_length_and_peak_and_replays_for_a_seed():
+    y = tone(1.0, SR)
+    wet = add_reverb(y, SR, rt60=0.8, seed=3)
+    assert wet.shape == y.shape and wet.dtype == np.float32
+    assert np.max(np.abs(wet)) == pytest.approx(np.max(np.abs(y)), rel=1e-5)
+    assert np.array_equal(wet, add_reverb(y, SR, rt60=0.8, seed=3))
+    assert not np.allclose(wet, add_reverb(y, SR, rt60=0.8, seed=4))
+    assert not np.allclose(wet, y)
+    # a click followed by silence: the room rings on after it
+    click = np.zeros(SR, np.float32)
+    click[100] = 0.5
+    ringing = add_reverb(click, SR, rt60=0.8, seed=3)
+    assert np.count_nonzero(click[200:]) == 0 and np.mean(ringing[SR // 10:] ** 2) > 1e-6
+
+
+def test_perturbation_config_and_labels():
+    assert Perturbation().label == "clean"
+    assert Perturbation("noise", 10).label == "noise 10 dB SNR"
+    assert Perturbation("reverb", 0.8).label == "reverb 0.8 s RT60"
+    assert Perturbation("gain", -20).label == "gain -20 dB"
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        Perturbation("pitch", 2)
+    with pytest.raises(ValueError, match="RT60"):
+        Perturbation("reverb", 0)
+    y = tone(0.5, SR)
+    p = Perturbation("noise", 10, seed=0)
+    assert np.array_equal(p.apply(y, SR, "a.wav"), p.apply(y, SR, "a.wav"))
+    assert not np.array_equal(p.apply(y, SR, "a.wav"), p.apply(y, SR, "b.wav"))
+
+
+@pytest.fixture
+def small_prepared(tmp_path):
+    """Four generated clips (two per class) in train/val/test, prepared with the real pipeline."""
+    from helpers.experiment import prepare
+    from helpers.features import FeatureConfig
+
+    rows = []
+    for i, (label, freq, split) in enumerate([
+        ("a", 330.0, "train"), ("b", 880.0, "train"), ("a", 350.0, "val"), ("b", 900.0, "val"),
+        ("a", 340.0, "test"), ("b", 870.0, "test"), ("b", 860.0, "test"),
+    ]):
+        path = tmp_path / f"clip{i}.wav"
+        y = np.concatenate([np.zeros(SR // 2, np.float32), tone(1.5 + 0.5 * i, SR, freq=freq)])
+        sf.write(path, y, SR)
+        rows.append({"fname": path.name, "path": str(path), "label": label, "split": split})
+    return prepare(pd.DataFrame(rows), FeatureConfig(kind="logmel"), progress=False)
+
+
+def test_perturbed_split_clean_reproduces_features(small_prepared):
+    clean = perturbed_split(small_prepared, Perturbation("none"))
+    before, after = small_prepared.splits["test"], clean.splits["test"]
+    np.testing.assert_allclose(after.X, before.X, atol=1e-4)
+    assert list(after.clip_ids) == list(before.clip_ids)
+    assert clean.splits["train"] is small_prepared.splits["train"]  # other splits untouched
+    assert np.array_equal(clean.mean, small_prepared.mean)
+
+
+def test_perturbed_split_noise_changes_windows_and_keeps_clip_order(small_prepared):
+    noisy = perturbed_split(small_prepared, Perturbation("noise", 0.0))
+    before, after = small_prepared.splits["test"], noisy.splits["test"]
+    assert list(pd.unique(after.clip_ids)) == list(before.clips["fname"])
+    assert after.X.shape[1:] == before.X.shape[1:]
+    assert list(noisy.clip_y("test")) == list(small_prepared.clip_y("test"))
+    same_count = len(after.X) == len(before.X)
+    assert not same_count or not np.allclose(after.X, before.X, atol=1e-2)
+    # gain: log-mel is in dB re the clip's peak, so a gain change leaves the features unchanged
+    quiet = perturbed_split(small_prepared, Perturbation("gain", -20.0)).splits["test"]
+    np.testing.assert_allclose(quiet.X, before.X, atol=1e-3)
