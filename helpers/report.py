@@ -42,9 +42,11 @@ def results_markdown(summary: dict) -> str:
             f"| {f'{params:,.0f}' if isinstance(params, (int, float)) else '–'} "
             f"| {m.get('seeds', 1)} |")
     dataset = sorted({m.get("dataset", "?") for m in models.values()})
+    chapters = sorted({name[:2] for name in models if name[:2].isdigit()})
     lines.append("")
     lines.append(f"Dataset: {', '.join(dataset)}; mean ± standard deviation over seeds where "
-                 "a model was trained more than once. Generated from `results/summary.json`.")
+                 "a model was trained more than once. Generated from `results/summary.json`, "
+                 f"which holds the results of notebook(s) {', '.join(chapters)} of the last full run.")
     chain = results_dir() / "chain_full.json"
     if chain.is_file():
         times = json.loads(chain.read_text())
