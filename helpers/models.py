@@ -267,13 +267,28 @@ def save_bundle(
         "model_file": MODEL_FILE,
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         _inference_copy(model).save(tmp / MODEL_FILE)
         with open(tmp / META_FILE, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=2, default=_json_default)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(normalizer_mean, dtype=np.float32),
                  std=np.asarray(normalizer_std, dtype=np.float32))
+
+    return replace_dir_atomically(directory, fill)
+
+
+def replace_dir_atomically(directory: Path, fill) -> Path:
+    """Write a folder with ``fill(tmp)`` into a temporary sibling, then swap it into place.
+
+    An older ``directory`` is replaced only once the new one is complete; on any error the
+    temporary folder is removed and the old one is left as it was. Returns ``directory``.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        fill(tmp)
         old = None
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")

@@ -26,8 +26,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -381,7 +379,7 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     The write is atomic (temporary folder, then rename); an older folder is replaced whole.
     Used in: notebooks/06_pruning.ipynb.
     """
-    from helpers.models import META_FILE, NORMALIZER_FILE, _json_default
+    from helpers.models import META_FILE, NORMALIZER_FILE, _json_default, replace_dir_atomically
 
     directory = Path(directory)
     if not is_dataclass(feature_config) or isinstance(feature_config, type):
@@ -398,25 +396,15 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
             "extra": dict(extra or {}), "model_file": next(iter(files)),
             "model_files": {f: {"bytes": len(b), "gzip_bytes": gzip_size(b)}
                             for f, b in files.items()}}
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         for name, blob in files.items():
             (tmp / name).write_bytes(blob)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(mean, dtype=np.float32),
                  std=np.asarray(std, dtype=np.float32))
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    replace_dir_atomically(directory, fill)
     if single:
         return directory / TFLITE_FILE
     return {Path(f).stem: directory / f for f in files}
