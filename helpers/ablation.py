@@ -308,3 +308,14 @@ def compare_variants(table: pd.DataFrame, a: str, b: str, metric: str = "accurac
         conclusive = bool(abs(difference) > n_se * se)
     return {"a": a, "b": b, "metric": metric, "difference": difference, "se": se,
             "n_a": len(va), "n_b": len(vb), "conclusive": conclusive}
+
+
+def stopped_by_budget(table: pd.DataFrame, epochs: int, patience: int) -> pd.Series:
+    """Per run: True when the epoch budget, not early stopping, ended the training.
+
+    Early stopping ends a run once ``patience`` epochs pass without improvement; a run that
+    reached ``epochs`` with its best epoch fewer than ``patience`` epochs before the end was
+    still improving (or had not yet waited long enough to tell), so a longer budget could
+    change its score. Needs the columns ``best_epoch`` and ``epochs_run``.
+    """
+    return (table["epochs_run"] >= epochs) & (table["epochs_run"] - table["best_epoch"] < patience)

@@ -22,6 +22,7 @@ from helpers.ablation import (  # noqa: E402
     plot_ablation,
     plot_grid,
     run_ablation,
+    stopped_by_budget,
     summarise,
     variants,
 )
@@ -211,3 +212,11 @@ def test_compare_variants_by_hand():
     assert single["conclusive"] is None and np.isnan(single["se"])  # one seed: no verdict
     with pytest.raises(KeyError, match="zzz"):
         compare_variants(table, "a", "zzz")
+
+
+def test_stopped_by_budget_by_hand():
+    runs = pd.DataFrame({"best_epoch": [3, 12, 11, 10, 12], "epochs_run": [5, 12, 12, 12, 12]})
+    # early-stopped at 5; best at the last epoch; 1 epoch after the best; stopped by patience
+    # exactly at the budget; best at the end
+    assert stopped_by_budget(runs, epochs=12, patience=2).tolist() == [False, True, True, False, True]
+    assert stopped_by_budget(runs, epochs=12, patience=1).tolist() == [False, True, False, False, True]
