@@ -52,6 +52,38 @@ def results_markdown(summary: dict) -> str:
         times = json.loads(chain.read_text())
         per_nb = ", ".join(f"{k} {v:.0f} s" for k, v in times["seconds"].items())
         lines.append(f"Chain run time (full profile): {times['total_seconds'] / 60:.1f} min ({per_nb}).")
+    timing = timing_markdown()
+    if timing:
+        lines += ["", timing]
+    return "\n".join(lines)
+
+
+def timing_markdown() -> str:
+    """Seconds per notebook, first (cold cache) and second (warm) run, per profile, from the
+    ``results/bench_chain_<profile>.json`` files ``benchmarks/bench_chain.py --keep`` writes."""
+    benches = {}
+    for profile in ("full", "smoke"):
+        path = results_dir() / f"bench_chain_{profile}.json"
+        if path.is_file():
+            benches[profile] = json.loads(path.read_text())
+    if not benches:
+        return ""
+    header = " | ".join(f"{p}: first run | {p}: second run" for p in benches)
+    lines = [f"| notebook | {header} |", "| --- |" + " --- | --- |" * len(benches)]
+    names = list(next(iter(benches.values()))["first_run_seconds"])
+    for name in names:
+        cells = " | ".join(f"{b['first_run_seconds'].get(name, float('nan')):.0f} s | "
+                           f"{b['second_run_seconds'].get(name, float('nan')):.0f} s" for b in benches.values())
+        lines.append(f"| {name} | {cells} |")
+    totals = " | ".join(f"**{b['first_run_total'] / 60:.1f} min** | **{b['second_run_total'] / 60:.1f} min**"
+                        for b in benches.values())
+    lines.append(f"| total | {totals} |")
+    loads = "; ".join(f"{p}: {b['load_average']['first_start']:.1f} at the start"
+                      for p, b in benches.items())
+    lines.append("")
+    lines.append("Time per notebook, measured by `benchmarks/bench_chain.py` on a 2-core machine: the first "
+                 "run starts from an empty cache, the second reuses its features and trained runs "
+                 f"(1-minute load average {loads}).")
     return "\n".join(lines)
 
 

@@ -45,12 +45,15 @@ class TrainResult:
     ``history`` maps metric names (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``) to
     one value per epoch; ``best_epoch`` is the 1-based epoch whose weights were restored
     (``history[m][best_epoch - 1]``); ``seconds`` is the wall-clock training time.
+    ``cached`` is True when the run was loaded from the run cache
+    (:func:`helpers.experiment.train_cnn`) instead of trained now.
     """
 
     history: dict[str, list[float]]
     best_epoch: int
     epochs_run: int
     seconds: float
+    cached: bool = False
 
 
 def set_seed(seed: int) -> None:

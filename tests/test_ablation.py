@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 
 import helpers  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from helpers.ablation import (  # noqa: E402
+    ABLATION_BASE,
     AblationConfig,
     chosen_augmentation,
     compare_variants,
@@ -65,7 +66,7 @@ def test_default_plan_is_the_seed_grid_plus_one_factor_at_a_time():
         (3, 3, "logmel", "none"), (3, 3, "mfcc", "cutmix")]
     assert extra[1].augment_config.kind == "cutmix" and grid[0].augment_config is None
     full = next(v for v in grid if (v.n_conv, v.n_dense) == (3, 3))
-    assert full.cnn == SEED_CNN and full.name == "conv3-dense3 mfcc"
+    assert full.cnn == ABLATION_BASE and full.name == "conv3-dense3 mfcc"
 
 
 def test_a_full_augment_config_is_carried_by_its_variant():

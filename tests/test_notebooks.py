@@ -1,7 +1,8 @@
 """The notebook chain: stripped sources, and a smoke run whose recorded metrics we check.
 
 The smoke run executes every numbered notebook with papermill and the smoke profile (tiny
-parameters) into a temporary output folder, twice, so we can assert reproducibility too.
+parameters) into a temporary output folder, twice and each from an empty cache, so we can
+assert reproducibility too.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def test_every_smoke_knob_is_used_by_some_notebook():
 
 
 def _run_chain(out: Path) -> None:
-    env = {**os.environ, "HELPERS_OUTPUT_DIR": str(out)}
+    # Each run gets its own empty cache, so the second run trains everything again rather than
+    # loading the first run's cached trainings: the reproducibility check compares two trainings.
+    env = {**os.environ, "HELPERS_OUTPUT_DIR": str(out), "HELPERS_CACHE_DIR": str(out / "cache")}
     done = subprocess.run([sys.executable, "-m", "helpers", "chain", "--profile", "smoke", "--quiet"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=CHAIN_TIMEOUT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -57,7 +60,7 @@ def _run_chain(out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    """Two smoke runs of the whole chain (the second reuses the feature cache)."""
+    """Two independent smoke runs of the whole chain, each from an empty cache."""
     if not (ROOT / "data" / "demo" / ".complete").exists() and "HELPERS_DATA_DIR" not in os.environ:
         pytest.fail("the demo dataset is missing: run `make test` (it builds data/demo first)")
     keep = os.environ.get("SMOKE_OUTPUT_DIR")  # CI keeps the outputs as artifacts

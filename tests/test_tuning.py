@@ -132,7 +132,7 @@ def test_hp_values_invert_config_from_hp():
 
 def test_space_table_lists_every_hyperparameter_and_the_base_value():
     space = SearchSpace(filters=(8, 16, 32), kernel_sizes=(3, 5), dense_units=(32, 64, 128))
-    table = space_table(space, LOGMEL_CNN)  # LOGMEL_CNN: filters 16/32/64, 3x3, 128, 0.3, 1e-3
+    table = space_table(space, LOGMEL_CNN)  # LOGMEL_CNN: filters 16/32/64, 3x3, 128, 0.3, 2e-3
     assert list(table.index) == ["conv1_filters", "conv2_filters", "conv3_filters",
                                  "conv1_kernel", "conv2_kernel", "conv3_kernel",
                                  "dense1_units", "dropout", "learning_rate"]
@@ -146,7 +146,8 @@ def test_space_table_lists_every_hyperparameter_and_the_base_value():
     assert pd.isna(table.loc["learning_rate", "n_values"])
     assert isinstance(table.loc["conv1_filters", "base"], int)  # not upcast to 16.0
     assert table.loc["conv1_kernel", "what"].startswith("kernel size of conv layer 1")
-    fixed = space_table(SearchSpace(min_learning_rate=1e-3, max_learning_rate=1e-3), LOGMEL_CNN)
+    rate = LOGMEL_CNN.learning_rate
+    fixed = space_table(SearchSpace(min_learning_rate=rate, max_learning_rate=rate), LOGMEL_CNN)
     assert fixed.loc["learning_rate", "sampling"] == "fixed"
     assert fixed.loc["learning_rate", "in_space"]
     off_grid = space_table(SearchSpace(), replace(LOGMEL_CNN, dropout=0.25))

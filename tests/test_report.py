@@ -1,0 +1,72 @@
+"""helpers.report: the README's results table, timing table and gallery are generated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers.paths import figures_dir, results_dir
+from helpers.report import (
+    gallery_markdown,
+    replace_between,
+    results_markdown,
+    timing_markdown,
+    write_readme,
+)
+
+SUMMARY = {"models": {
+    "03 log-mel CNN": {"accuracy": 0.8312, "accuracy_std": 0.011, "macro_f1": 0.82, "map_at_3": 0.889,
+                       "params": 353426, "seeds": 3, "dataset": "demo"},
+    "03 SVM (RBF)": {"accuracy": 0.689, "macro_f1": 0.684, "map_at_3": 0.773, "dataset": "demo"},
+}}
+
+
+def test_results_table_has_one_row_per_model_with_mean_and_spread():
+    text = results_markdown(SUMMARY)
+    rows = [line for line in text.splitlines() if line.startswith("| 03 ")]
+    assert len(rows) == 2
+    assert "| 03 log-mel CNN | 0.831 ± 0.011 | 0.820 | 0.889 | 353,426 | 3 |" in rows
+    assert "notebook(s) 03" in text and "Dataset: demo" in text
+
+
+def test_no_results_says_how_to_get_them():
+    assert "make run" in results_markdown({})
+
+
+def _bench(profile: str, first: dict, second: dict) -> None:
+    path = results_dir() / f"bench_chain_{profile}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"profile": profile, "first_run_seconds": first, "second_run_seconds": second,
+                                "first_run_total": sum(first.values()), "second_run_total": sum(second.values()),
+                                "load_average": {"first_start": 0.5}}))
+
+
+def test_timing_table_shows_both_runs_of_each_profile():
+    assert timing_markdown() == ""  # nothing measured yet
+    _bench("full", {"01_eda": 30.0, "03_baselines": 270.0}, {"01_eda": 29.0, "03_baselines": 60.0})
+    _bench("smoke", {"01_eda": 14.0, "03_baselines": 40.0}, {"01_eda": 13.0, "03_baselines": 17.0})
+    text = timing_markdown()
+    assert "| 03_baselines | 270 s | 60 s | 40 s | 17 s |" in text
+    assert "| total | **5.0 min** | **1.5 min** | **0.9 min** | **0.5 min** |" in text
+    assert "timing" not in results_markdown({}) and "| 01_eda |" in results_markdown(SUMMARY)
+
+
+def test_replace_between_needs_the_markers():
+    text = "a\n<!-- gallery:start -->\nold\n<!-- gallery:end -->\nb"
+    assert replace_between(text, "gallery", "new") == "a\n<!-- gallery:start -->\nnew\n<!-- gallery:end -->\nb"
+    with pytest.raises(ValueError, match="results:start"):
+        replace_between(text, "results", "x")
+
+
+def test_write_readme_fills_both_sections(tmp_path):
+    figures_dir().mkdir(parents=True)
+    (figures_dir() / "03_confusion.png").write_bytes(b"png")
+    (results_dir()).mkdir(parents=True, exist_ok=True)
+    (results_dir() / "summary.json").write_text(json.dumps(SUMMARY))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- results:start -->\n<!-- results:end -->\n<!-- gallery:start -->\n<!-- gallery:end -->\n")
+    text = write_readme(readme).read_text()
+    assert "| 03 SVM (RBF) | 0.689 |" in text
+    assert "**Notebook 03**" in text and "03_confusion" in text
+    assert gallery_markdown(tmp_path / "empty").startswith("_No figures yet")
