@@ -35,3 +35,35 @@ def write_tone(tmp_path):
         return path
 
     return _write
+
+
+TINY_CLASSES = ["Bass", "Cello", "Flute"]
+
+
+def _tiny_prepared(kind: str = "logmel", seed: int | None = None):
+    """A ``helpers.experiment.Prepared`` of random windows: 3 classes, windows (8, 8, 1),
+    2 windows per clip; 6 train clips, 3 val, 3 test. ``seed`` defaults to one per kind."""
+    import pandas as pd
+
+    from helpers.experiment import Prepared
+    from helpers.features import FeatureConfig, FeatureSet
+
+    # 8 bins x 8 frames: 1 + round(0.1625 s * 22050 Hz / 512) = 8
+    config = FeatureConfig(kind=kind, n_mels=8, n_mfcc=8, window_seconds=0.1625)
+    rng = np.random.default_rng(seed if seed is not None else (0 if kind == "logmel" else 1))
+    splits = {}
+    for split, n in (("train", 6), ("val", 3), ("test", 3)):
+        fnames = [f"{split}{i}.wav" for i in range(n)]
+        clips = pd.DataFrame({"fname": fnames, "label": [TINY_CLASSES[i % 3] for i in range(n)],
+                              "split": split})
+        X = rng.normal(size=(2 * n, *config.input_shape)).astype(np.float32)
+        splits[split] = FeatureSet(X=X, clip_ids=np.repeat(fnames, 2), clips=clips,
+                                   skipped=pd.DataFrame(), config=config)
+    return Prepared(classes=TINY_CLASSES, feature_config=config, splits=splits,
+                    mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
+
+
+@pytest.fixture
+def tiny_prepared():
+    """Factory of small random ``Prepared`` data: ``tiny_prepared(kind="logmel", seed=None)``."""
+    return _tiny_prepared

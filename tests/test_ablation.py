@@ -28,32 +28,12 @@ from helpers.ablation import (  # noqa: E402
     variants,
 )
 from helpers.augment import AugmentConfig  # noqa: E402
-from helpers.experiment import Prepared  # noqa: E402
-from helpers.features import FeatureConfig, FeatureSet  # noqa: E402
 from helpers.models import SEED_CNN, CNNConfig, build_cnn  # noqa: E402
 from helpers.plots import label_problems  # noqa: E402
 from helpers.training import TrainConfig  # noqa: E402
 
-CLASSES = ["Bass", "Cello", "Flute"]
 TINY = CNNConfig(conv_filters=(4, 4, 4), kernel_sizes=(3, 3, 3), dense_units=(8, 8, 8),
                  dropout=0.1)
-
-
-def _prepared(kind: str) -> Prepared:
-    """3 classes, windows (8, 8, 1), 2 windows per clip; 6 train clips, 3 val, 3 test."""
-    # 8 bins x 8 frames: 1 + round(0.1625 s * 22050 Hz / 512) = 8
-    config = FeatureConfig(kind=kind, n_mels=8, n_mfcc=8, window_seconds=0.1625)
-    rng = np.random.default_rng(0 if kind == "logmel" else 1)
-    splits = {}
-    for split, n in (("train", 6), ("val", 3), ("test", 3)):
-        fnames = [f"{split}{i}.wav" for i in range(n)]
-        clips = pd.DataFrame({"fname": fnames, "label": [CLASSES[i % 3] for i in range(n)],
-                              "split": split})
-        X = rng.normal(size=(2 * n, *config.input_shape)).astype(np.float32)
-        splits[split] = FeatureSet(X=X, clip_ids=np.repeat(fnames, 2), clips=clips,
-                                   skipped=pd.DataFrame(), config=config)
-    return Prepared(classes=CLASSES, feature_config=config, splits=splits,
-                    mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
 
 
 def test_default_plan_is_the_seed_grid_plus_one_factor_at_a_time():
@@ -135,8 +115,8 @@ def test_summarise_by_hand():
     assert "macro_f1_mean" not in summary  # absent metrics are skipped
 
 
-def test_run_ablation_returns_one_row_per_variant_and_seed():
-    prepared = {"logmel": _prepared("logmel"), "mfcc": _prepared("mfcc")}
+def test_run_ablation_returns_one_row_per_variant_and_seed(tiny_prepared):
+    prepared = {"logmel": tiny_prepared("logmel"), "mfcc": tiny_prepared("mfcc")}
     plan = [make_variant(TINY, 1, 1, "logmel"), make_variant(TINY, 0, 0, "mfcc", "mixup")]
     train = TrainConfig(epochs=1, batch_size=4, patience=1)
     table = run_ablation(prepared, plan, seeds=[0, 1], train_config=train, progress=False)
