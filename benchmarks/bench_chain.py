@@ -34,7 +34,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None,
                         help="output folder of the first run (default: a temporary one)")
     args = parser.parse_args()
-    budget = {"smoke": 5 * 60, "full": 20 * 60}[args.profile]
+    sys.path.insert(0, str(ROOT))
+    from helpers.report import BUDGET_MINUTES
+
+    budget = BUDGET_MINUTES[args.profile] * 60
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         first_out = args.keep.resolve() if args.keep else Path(tmp) / "run1"

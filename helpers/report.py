@@ -14,6 +14,7 @@ from pathlib import Path
 from helpers.paths import REPO_ROOT, figures_dir, results_dir
 from helpers.results import load_summary
 
+BUDGET_MINUTES = {"full": 20, "smoke": 5}  # the chain's time budget per profile (issue 6)
 MARKERS = {"results": ("<!-- results:start -->", "<!-- results:end -->"),
            "gallery": ("<!-- gallery:start -->", "<!-- gallery:end -->")}
 
@@ -80,7 +81,16 @@ def timing_markdown() -> str:
     lines.append(f"| total | {totals} |")
     loads = "; ".join(f"{p}: {b['load_average']['first_start']:.1f} at the start"
                       for p, b in benches.items())
+    verdicts = []
+    for profile, b in benches.items():
+        budget = BUDGET_MINUTES[profile]
+        for run in ("first", "second"):
+            minutes = b[f"{run}_run_total"] / 60
+            verdicts.append(f"{profile} {run} run {minutes:.1f} min: "
+                            + ("within" if minutes <= budget else f"**over by {minutes - budget:.1f} min**"))
     lines.append("")
+    lines.append(f"Budget (issue 6): full profile {BUDGET_MINUTES['full']} min, smoke profile "
+                 f"{BUDGET_MINUTES['smoke']} min. " + "; ".join(verdicts) + ".")
     lines.append("Time per notebook, measured by `benchmarks/bench_chain.py` on a 2-core machine: the first "
                  "run starts from an empty cache, the second reuses its features and trained runs "
                  f"(1-minute load average {loads}).")

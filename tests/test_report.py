@@ -49,6 +49,9 @@ def test_timing_table_shows_both_runs_of_each_profile():
     text = timing_markdown()
     assert "| 03_baselines | 270 s | 60 s | 40 s | 17 s |" in text
     assert "| total | **5.0 min** | **1.5 min** | **0.9 min** | **0.5 min** |" in text
+    assert "full first run 5.0 min: within" in text
+    _bench("smoke", {"01_eda": 14.0, "03_baselines": 346.0}, {"01_eda": 13.0, "03_baselines": 17.0})
+    assert "smoke first run 6.0 min: **over by 1.0 min**" in timing_markdown()
     assert "timing" not in results_markdown({}) and "| 01_eda |" in results_markdown(SUMMARY)
 
 
