@@ -9,8 +9,8 @@ Trained runs are cached beside the features (``<cache>/runs/``): a run is identi
 of the training and validation windows, the network, the training settings, the augmentation
 and the source of the code that trains (``models``, ``training``, ``augment``), so a later
 chapter that repeats an identical training (notebook 04's "none", notebook 05's baseline,
-notebook 07's MFCC network, the ablation's full network) loads notebook 03's weights instead of
-training again, and a second run of the chain skips every training it already did. Training is
+notebook 07's MFCC network) loads notebook 03's weights instead of training again, and a second
+run of the chain skips every training it already did. Training is
 deterministic, so a cached run equals a fresh one; ``HELPERS_RUN_CACHE=0`` switches the cache off.
 Used in: notebooks 03-08.
 """
