@@ -1,4 +1,4 @@
-"""Time every notebook of the chain, first run (cold feature cache) and second run (warm).
+"""Time every notebook of the chain, first run (empty cache) and second run (warm: features and trained runs).
 
 Goals (issue 6): the full demo profile in 20 minutes or less, the smoke profile in 5 or less,
 on this 2-core machine. The cache (features and trained runs) is a fresh temporary one for the
@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from helpers.report import BUDGET_MINUTES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,9 +36,6 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None,
                         help="output folder of the first run (default: a temporary one)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from helpers.report import BUDGET_MINUTES
-
     budget = BUDGET_MINUTES[args.profile] * 60
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"

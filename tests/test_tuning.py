@@ -228,25 +228,24 @@ def test_failed_trial_is_reported_not_ranked(tiny, tmp_path, monkeypatch):
     assert result.best_trial_id in {"1", "2"}
 
 
-def test_search_with_no_completed_trial_raises(tiny, tmp_path, monkeypatch):
+@pytest.fixture
+def broken_build(monkeypatch):
+    """Every model build raises ``ValueError("broken model")``, so every trial fails."""
     import helpers.models as models
 
     def always_fails(*args, **kwargs):
         raise ValueError("broken model")
 
     monkeypatch.setattr(models, "build_cnn", always_fails)
+
+
+def test_search_with_no_completed_trial_raises(tiny, tmp_path, broken_build):
     with pytest.raises(TuningError, match="broken model") as info:
         tune(tiny, TINY_SPACE, TINY_BASE, n_trials=2, train_config=FAST, directory=tmp_path)
     assert list(info.value.trials["status"]) == ["FAILED", "FAILED"]
 
 
-def test_search_stops_after_three_failures_in_a_row(tiny, tmp_path, monkeypatch):
-    import helpers.models as models
-
-    def always_fails(*args, **kwargs):
-        raise ValueError("broken model")
-
-    monkeypatch.setattr(models, "build_cnn", always_fails)
+def test_search_stops_after_three_failures_in_a_row(tiny, tmp_path, broken_build):
     with pytest.raises(TuningError, match="3 trials failed in a row") as info:
         tune(tiny, TINY_SPACE, TINY_BASE, n_trials=6, train_config=FAST, directory=tmp_path)
     assert len(info.value.trials) == 3
