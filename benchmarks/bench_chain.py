@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.report import BUDGET_MINUTES
+from helpers.report import BUDGET_MINUTES, budget_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,6 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None,
                         help="output folder of the first run (default: a temporary one)")
     args = parser.parse_args()
-    budget = BUDGET_MINUTES[args.profile] * 60
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         first_out = args.keep.resolve() if args.keep else Path(tmp) / "run1"
@@ -62,8 +61,8 @@ def main() -> None:
         print(f"{name:24s} {first[name]:14.0f} {second.get(name, float('nan')):15.0f}")
     for label, times in (("first", first), ("second", second)):
         total = sum(times.values())
-        verdict = "within" if total <= budget else "OVER"
-        print(f"{label} run total {total:.0f} s: {verdict} the {budget // 60}-minute budget")
+        print(f"{label} run total {total:.0f} s ({total / 60:.1f} min): "
+              f"{budget_verdict(args.profile, total).replace('**', '')} (budget {BUDGET_MINUTES[args.profile]} min)")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,8 @@ def fit(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_va
 
         train = augment_dataset(train, augment, config.seed)
     train = train.prefetch(tf.data.AUTOTUNE)
-    # Validation only predicts: bigger batches cost less per window and give the same loss.
+    # Validation only predicts: bigger batches cost less per window; the loss is the same up
+    # to float rounding (it is a mean over windows).
     val = make_dataset(X_val, y_val, n_classes, max(config.batch_size, VAL_BATCH_SIZE))
     val = val.prefetch(tf.data.AUTOTUNE)
     stopper = keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
