@@ -63,6 +63,13 @@ META_DIR = "FSDKaggle2018.meta"
 
 _DATASETS = ("demo", "fsdkaggle2018")
 _COLUMNS = ("fname", "label", "verified", "split", "freesound_id", "license", "usage", "path")
+
+# Where a clip's source library is recorded, first match wins: a user's own ``sources.csv``
+# (columns fname, library) beside the metadata folder, or the demo set's ``demo_sources.csv``
+# (its SoundFont). FSDKaggle2018 records no library. See :func:`attach_library`.
+LIBRARY_COLUMN = "library"
+LIBRARY_FILES: tuple[tuple[str, str], ...] = (("sources.csv", "library"),
+                                              ("demo_sources.csv", "soundfont"))
 _TRAIN_COLUMNS = ("fname", "label", "manually_verified", "freesound_id", "license")
 _TEST_COLUMNS = ("fname", "label", "usage", "freesound_id", "license")
 _HINT = (
@@ -238,7 +245,8 @@ def load_clips(
 
     ``verified_only`` keeps manually verified labels only; ``check_files`` drops rows without
     an audio file (one :class:`MissingAudioWarning`); ``max_clips_per_class`` caps each class
-    in each split (see :func:`cap_per_class`). Columns as in :func:`load_metadata`.
+    in each split (see :func:`cap_per_class`). Columns as in :func:`load_metadata`, plus
+    ``library`` where the dataset records each clip's source (:func:`attach_library`).
     Used in: every notebook from notebooks/02 on.
     """
     table = load_metadata(root)
@@ -249,7 +257,29 @@ def load_clips(
         table = _drop_missing_audio(table, Path(root))
     if max_clips_per_class is not None:
         table = cap_per_class(table, max_clips_per_class, seed)
-    return _sorted(table)
+    return _sorted(attach_library(table, Path(root)))
+
+
+def attach_library(table: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """Add the ``library`` column (the sample library or source each clip comes from), if known.
+
+    Read from ``<root>/sources.csv`` (``fname,library``: a user's own multi-source data) or
+    ``<root>/demo_sources.csv`` (the demo's SoundFont). Without either file (FSDKaggle2018) the
+    table is returned unchanged. A clip the file does not list is a :class:`DataError`.
+    Used in: :func:`load_clips`; :func:`helpers.splits.library_directions` reads the column.
+    """
+    for name, column in LIBRARY_FILES:
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        sources = _read_csv(path, ("fname", column))
+        library = dict(zip(sources["fname"].astype(str), sources[column].astype(str)))
+        unlisted = sorted(set(table["fname"].astype(str)) - set(library))
+        if unlisted:
+            raise DataError(f"{path}: {len(unlisted)} clip(s) of the metadata have no {column!r} "
+                            f"entry, e.g. {unlisted[:5]}")
+        return table.assign(**{LIBRARY_COLUMN: table["fname"].astype(str).map(library)})
+    return table
 
 
 def classes_of(table: pd.DataFrame) -> list[str]:

@@ -72,6 +72,32 @@ def map_at_k(y_true: np.ndarray, probs: np.ndarray, k: int = 3) -> float:
     return float(scores.mean())
 
 
+def clip_correct(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per clip: 1.0 when the most probable class is the true one, else 0.0 ``(n,)``."""
+    y_true, probs = _check_scores(y_true, probs)
+    return (np.argsort(-probs, axis=1, kind="stable")[:, 0] == y_true).astype(np.float64)
+
+
+def clip_precision_at_3(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per clip: its MAP@3 term, 1 / rank of the true class if within the top 3, else 0 ``(n,)``.
+
+    The mean of this vector is :func:`map_at_k` with k = 3.
+    """
+    y_true, probs = _check_scores(y_true, probs)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+    return ((top == y_true[:, None]) / np.arange(1, top.shape[1] + 1)).sum(axis=1)
+
+
+def full_probabilities(model, X: np.ndarray, n_classes: int) -> np.ndarray:
+    """``model.predict_proba(X)`` as ``(n, n_classes)``: a scikit-learn model fit without some
+    class has no column for it, which gets probability 0 here."""
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    known = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])), dtype=int)
+    out = np.zeros((len(proba), n_classes))
+    out[:, known] = proba
+    return out
+
+
 def clip_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
     """Accuracy, macro precision/recall/F1 and MAP@3 of clip probabilities ``(n, n_classes)``.
 

@@ -1,18 +1,19 @@
 """One experiment's data, ready to train, and the train-then-score loop every chapter repeats.
 
-``prepare`` turns a clip table (with train/val/test splits) into standardised feature windows;
-the standardiser is fit on the training windows only. ``train_cnn`` and ``score`` keep the
-rules of honest evaluation in one place: checkpoints are chosen on validation, test is only
-scored, and scores are clip-level (windows averaged per clip).
+``prepare`` turns a clip table (with its splits) into standardised feature windows; the
+standardiser is fit on the training windows only. :func:`train_many` trains a list of
+:class:`helpers.parallel.TrainJob` (in worker processes, see :mod:`helpers.parallel`) and keeps
+the rules of honest evaluation in one place: checkpoints are chosen on validation, the other
+splits are only scored, and scores are clip-level (windows averaged per clip).
 
 Trained runs are cached beside the features (``<cache>/runs/``): a run is identified by a hash
-of the training and validation windows, the network, the training settings, the augmentation
-and the source of the code that trains (``models``, ``training``, ``augment``), so a later
-chapter that repeats an identical training (notebook 04's "none", notebook 05's baseline,
-notebook 07's MFCC network) loads notebook 03's weights instead of training again, and a second
-run of the chain skips every training it already did. Training is
-deterministic, so a cached run equals a fresh one; ``HELPERS_RUN_CACHE=0`` switches the cache off.
-Used in: notebooks 03-08.
+of every split's windows, the network, the training settings, the augmentation and the source
+of the code that trains (``models``, ``training``, ``augment``, ``parallel``), so a later
+chapter that repeats an identical training (notebook 04's "none" is notebook 03's log-mel CNN)
+loads its weights and clip probabilities instead of training again, and a second run of the
+chain skips every training it already did. Training is deterministic (and runs with the same
+thread count everywhere), so a cached run equals a fresh one; ``HELPERS_RUN_CACHE=0`` switches
+the cache off. Used in: notebooks 03-08, helpers/protocol.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 from helpers.features import FeatureConfig, FeatureSet
 from helpers.paths import cache_dir
 
-RUN_CODE = ("models.py", "training.py", "augment.py")  # the source a cached run depends on
+RUN_CODE = ("models.py", "training.py", "augment.py", "parallel.py")  # what a cached run depends on
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,10 @@ class Prepared:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Hash of what training sees: classes, train and validation windows and labels."""
+        """Hash of the classes and of every split's windows and labels (what a run sees)."""
         digest = hashlib.sha256(json.dumps(self.classes).encode())
-        for split in ("train", "val"):
+        for split in self.splits:
+            digest.update(split.encode())
             X, y = self.xy(split)
             for array in (np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)):
                 digest.update(str(array.shape).encode())
@@ -72,15 +74,19 @@ class Prepared:
 def prepare(clips: pd.DataFrame, feature_config: FeatureConfig, progress: bool = True) -> Prepared:
     """Extract (or load cached) windows for ``clips`` and standardise them with train statistics.
 
-    ``clips`` needs ``fname, path, label, split`` with split in train/val/test
-    (see :func:`helpers.splits.assign_splits`).
+    ``clips`` needs ``fname, path, label, split``, with split in train/val/test (in-library,
+    :func:`helpers.splits.assign_splits`) and optionally cross_val/cross_test (one direction of
+    :func:`helpers.splits.library_directions`). Every split present gets its windows.
     """
     from helpers.data import classes_of
     from helpers.features import extract_features, fit_standardizer, standardize
+    from helpers.splits import CROSS_SPLITS
 
     fs = extract_features(clips, feature_config, progress=progress)
-    parts = {s: fs.select(s) for s in ("train", "val", "test")}
-    empty = [s for s, p in parts.items() if len(p.X) == 0]
+    names = [s for s in CROSS_SPLITS if s in set(fs.clips["split"])]
+    parts = {s: fs.select(s) for s in names}
+    empty = [s for s in ("train", "val") if s not in parts] + [s for s, p in parts.items()
+                                                                 if len(p.X) == 0]
     if empty:
         raise ValueError(f"no usable windows in split(s) {empty}: too few clips?")
     mean, std = fit_standardizer(parts["train"].X)
@@ -94,19 +100,22 @@ def run_cache_enabled() -> bool:
     return os.environ.get("HELPERS_RUN_CACHE", "1").strip().lower() not in ("0", "false", "no")
 
 
-def run_key(prepared: Prepared, cnn_config, train_config, augment=None) -> str:
-    """The cache key of one training: data, network, settings, augmentation and code."""
+def run_key(job) -> str:
+    """The cache key of one training job: data, network, settings, augmentation, code."""
     import tensorflow as tf
 
     helpers_dir = Path(__file__).parent
     code = hashlib.sha256(b"".join((helpers_dir / name).read_bytes() for name in RUN_CODE))
+    augment = job.augment
     if augment is not None and getattr(augment, "kind", "none") == "none":
         augment = None  # "none" and no augmentation train identically
     parts = {
-        "data": prepared.fingerprint,
-        "cnn": dataclasses.asdict(cnn_config),
-        "train": dataclasses.asdict(train_config),
+        "data": job.prepared.fingerprint,
+        "cnn": dataclasses.asdict(job.cnn),
+        "train": dataclasses.asdict(job.train),
         "augment": None if augment is None else dataclasses.asdict(augment),
+        "versions": None if job.variants is None else job.variants.fingerprint,
+        "splits": sorted(job.splits),
         "code": code.hexdigest()[:20],
         "tensorflow": tf.__version__,
     }
@@ -114,57 +123,108 @@ def run_key(prepared: Prepared, cnn_config, train_config, augment=None) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def _load_run(directory: Path, prepared: Prepared, cnn_config):
-    """``(model, TrainResult)`` from a cache entry, or None when absent or unreadable."""
-    from helpers.models import build_cnn
+def run_dir(job) -> Path:
+    """Where the run cache keeps ``job``'s outcome."""
+    return cache_dir() / "runs" / run_key(job)
+
+
+def load_run(job):
+    """The cached :class:`helpers.parallel.TrainOutcome` of ``job``, or None (absent, damaged)."""
+    from helpers.parallel import TrainOutcome
     from helpers.training import TrainResult
 
+    directory = run_dir(job)
     try:
         meta = json.loads((directory / "run.json").read_text())
         with np.load(directory / "weights.npz") as npz:
             weights = [npz[f"w{i}"] for i in range(len(npz.files))]
-        model = build_cnn(prepared.input_shape, len(prepared.classes), cnn_config)
-        model.set_weights(weights)
-        return model, TrainResult(**meta, cached=True)
+        with np.load(directory / "probs.npz") as npz:
+            probs = {split: npz[split] for split in npz.files}
+        if set(probs) != set(job.splits):
+            return None
+        return TrainOutcome(weights=weights, result=TrainResult(**meta["result"], cached=True),
+                            probs=probs, params=int(meta["params"]))
     except Exception:  # a damaged entry is treated as missing and trained again
         return None
 
 
-def _save_run(directory: Path, model, result) -> None:
+def save_run(job, outcome) -> None:
+    """Store ``outcome`` under ``job``'s key, atomically."""
     from helpers.models import replace_dir_atomically
 
     def fill(tmp: Path) -> None:
-        np.savez(tmp / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
-        meta = {k: v for k, v in dataclasses.asdict(result).items() if k != "cached"}
-        (tmp / "run.json").write_text(json.dumps(meta) + "\n")
+        np.savez(tmp / "weights.npz", **{f"w{i}": w for i, w in enumerate(outcome.weights)})
+        np.savez(tmp / "probs.npz", **outcome.probs)
+        result = {k: v for k, v in dataclasses.asdict(outcome.result).items() if k != "cached"}
+        (tmp / "run.json").write_text(json.dumps({"result": result, "params": outcome.params}) + "\n")
 
-    replace_dir_atomically(directory, fill)
+    replace_dir_atomically(run_dir(job), fill)
 
 
-def train_cnn(prepared: Prepared, cnn_config, train_config, augment=None, verbose: int = 0):
-    """Build and fit a CNN on the train split, choosing the checkpoint on val.
+def train_many(jobs, executor=None, progress: bool = True, desc: str = "training") -> list:
+    """Train every :class:`helpers.parallel.TrainJob` of ``jobs``; outcomes in the same order.
 
-    Returns ``(model, TrainResult)``. An identical earlier training is loaded from the run
-    cache instead (``TrainResult.cached`` is then True and ``seconds`` is the original
-    training time); see the module docstring.
+    Runs found in the run cache are loaded; the others go to ``executor`` (default
+    :func:`helpers.parallel.get_executor`: a local process pool, or a Dask cluster) and are
+    cached as they finish. Equal jobs in the list are trained once.
     """
-    from helpers.models import build_cnn
-    from helpers.training import fit, set_seed
+    from concurrent.futures import as_completed
 
-    directory = cache_dir() / "runs" / run_key(prepared, cnn_config, train_config, augment)
-    if run_cache_enabled() and directory.is_dir():
-        loaded = _load_run(directory, prepared, cnn_config)
-        if loaded is not None:
-            return loaded
-    set_seed(train_config.seed)
-    model = build_cnn(prepared.input_shape, len(prepared.classes), cnn_config)
-    X_train, y_train = prepared.xy("train")
-    X_val, y_val = prepared.xy("val")
-    result = fit(model, X_train, y_train, X_val, y_val, len(prepared.classes), train_config,
-                 augment=augment, verbose=verbose)
+    from tqdm.auto import tqdm
+
+    from helpers.parallel import describe, get_executor
+
+    jobs = list(jobs)
+    keys = [run_key(job) for job in jobs]
+    outcomes: dict[str, object] = {}
     if run_cache_enabled():
-        _save_run(directory, model, result)
-    return model, result
+        for key, job in zip(keys, jobs):
+            if key not in outcomes:
+                cached = load_run(job)
+                if cached is not None:
+                    outcomes[key] = cached
+    todo = {key: job for key, job in zip(keys, jobs) if key not in outcomes}
+    if todo:
+        executor = executor or get_executor()
+        if progress:
+            print(f"{desc}: {len(todo)} training(s) on a {describe(executor)}"
+                  + (f"; {len(set(keys)) - len(todo)} loaded from the run cache"
+                     if len(set(keys)) > len(todo) else ""), flush=True)
+        from helpers.parallel import run_train_job
+
+        futures = {executor.submit(run_train_job, job): key for key, job in todo.items()}
+        with tqdm(total=len(futures), desc=desc, unit="run", disable=not progress) as bar:
+            for future in as_completed(futures):
+                key = futures[future]
+                outcome = future.result()
+                if run_cache_enabled():
+                    save_run(todo[key], outcome)
+                outcomes[key] = outcome
+                bar.update()
+    return [outcomes[key] for key in keys]
+
+
+def model_from(outcome, prepared: Prepared, cnn_config):
+    """Rebuild the trained network of a :class:`helpers.parallel.TrainOutcome`."""
+    from helpers.models import build_cnn
+
+    model = build_cnn(prepared.input_shape, len(prepared.classes), cnn_config)
+    model.set_weights(outcome.weights)
+    return model
+
+
+def train_cnn(prepared: Prepared, cnn_config, train_config, augment=None, variants=None,
+              executor=None, progress: bool = False):
+    """Build and fit one CNN on the train split, choosing the checkpoint on val.
+
+    Returns ``(model, TrainResult)``; the training runs as one job of :func:`train_many` (so an
+    identical earlier training is loaded from the run cache, ``TrainResult.cached`` then True).
+    """
+    from helpers.parallel import TrainJob
+
+    job = TrainJob(prepared, cnn_config, train_config, augment, tuple(prepared.splits), variants)
+    outcome = train_many([job], executor=executor, progress=progress)[0]
+    return model_from(outcome, prepared, cnn_config), outcome.result
 
 
 def clip_probabilities(model, prepared: Prepared, split: str = "test") -> np.ndarray:
@@ -183,21 +243,3 @@ def score(model, prepared: Prepared, split: str = "test") -> dict:
     from helpers.evaluation import clip_metrics
 
     return clip_metrics(prepared.clip_y(split), clip_probabilities(model, prepared, split))
-
-
-def run_variant(prepared: Prepared, name: str, cnn_config, train_config, augment=None,
-                return_model: bool = False):
-    """Train one variant with one seed and return a results row (test and val scores, size, time).
-
-    With ``return_model`` the result is ``(row, model, TrainResult)``.
-    """
-    from helpers.models import count_params
-
-    model, result = train_cnn(prepared, cnn_config, train_config, augment=augment)
-    test = score(model, prepared, "test")
-    val = score(model, prepared, "val")
-    row = {"model": name, "seed": train_config.seed, **test,
-           "val_accuracy": val["accuracy"], "val_map_at_3": val["map_at_3"],
-           "params": count_params(model), "train_seconds": result.seconds,
-           "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "cached": result.cached}
-    return (row, model, result) if return_model else row

@@ -17,7 +17,7 @@ import pandas as pd
 
 from helpers.audio import AudioError, load_audio
 
-FEATURES_VERSION = 1  # bump when the extraction code changes what it writes
+FEATURES_VERSION = 2  # bump when the extraction code changes what it writes
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class FeatureConfig:
     window_hop_seconds: float = 1.0  # hop between windows of one clip (no overlap: half the training cost)
     max_seconds: float | None = 10.0  # longer clips are cut (FSDKaggle2018 has up to 30 s)
     silent_window_db: float = -60.0  # windows whose peak is below this (re clip peak) are dropped
+    gate_db: float = 10.0  # activity gate: see active_windows
+    floor_percentile: float = 10.0  # the clip's noise floor: this percentile of its frame levels
 
     def __post_init__(self):
         if self.kind not in ("logmel", "mfcc"):
@@ -100,12 +102,36 @@ def window_starts(n_frames: int, frames_per_window: int, frames_per_hop: int) ->
     return starts
 
 
+def active_windows(starts: list[int], loudness: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Which windows hold sound, not just the clip's background: a boolean mask (n_windows,).
+
+    ``loudness`` is the per-frame level in dB re the clip's loudest frame. The clip's noise
+    floor is the ``floor_percentile``-th percentile of its frame levels. A window is kept when
+    its loudest frame reaches the LOWER of
+
+    - the floor + ``gate_db`` (a clip with quiet background: noise-only stretches are dropped,
+      e.g. the tail after a note has ended), and
+    - the clip's peak - ``gate_db`` (a steady sound, whose quietest frames are the sound itself:
+      nothing of it is dropped),
+
+    and is within ``-silent_window_db`` dB of the peak. The loudest window is always kept.
+    """
+    fpw = config.frames_per_window
+    peaks = np.array([loudness[s:s + fpw].max() if s < len(loudness) else -np.inf
+                      for s in starts])
+    floor = np.percentile(loudness, config.floor_percentile) if len(loudness) else 0.0
+    threshold = max(config.silent_window_db, min(floor + config.gate_db, -config.gate_db))
+    keep = peaks >= threshold
+    keep[np.argmax(peaks)] = True
+    return keep
+
+
 def frame_windows(features: np.ndarray, config: FeatureConfig,
                   loudness: np.ndarray | None = None) -> np.ndarray:
     """Cut (bins, frames) into windows (n_windows, bins, frames_per_window).
 
-    ``loudness`` (frames,) in dB re the clip peak, when given, drops the windows whose peak is
-    below ``config.silent_window_db`` (leading/trailing silence), keeping at least the loudest.
+    ``loudness`` (frames,) in dB re the clip peak, when given, keeps only the windows that hold
+    sound (:func:`active_windows`): leading silence and noise-only tails are dropped.
     """
     fpw = config.frames_per_window
     if features.shape[1] < fpw:  # pad with the floor value (silence)
@@ -114,11 +140,7 @@ def frame_windows(features: np.ndarray, config: FeatureConfig,
     starts = window_starts(features.shape[1], fpw, config.frames_per_hop)
     windows = np.stack([features[:, s:s + fpw] for s in starts])
     if loudness is not None:
-        peaks = np.array([loudness[s:s + fpw].max() if s < len(loudness) else -np.inf
-                          for s in starts])
-        keep = peaks >= config.silent_window_db
-        keep[np.argmax(peaks)] = True
-        windows = windows[keep]
+        windows = windows[active_windows(starts, loudness, config)]
     return windows
 
 

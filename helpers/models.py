@@ -124,7 +124,7 @@ def build_cnn(input_shape: tuple[int, int, int], n_classes: int, config: CNNConf
     for i, (filters, kernel) in enumerate(blocks, 1):
         x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
         if config.batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
         pool = _pool_size(height, width)
         if pool != (1, 1):
             x = layers.MaxPool2D(pool, name=f"pool{i}")(x)

@@ -1,22 +1,44 @@
-"""Honest splits: by clip, never by window.
+"""Honest splits: by clip, never by window; and by source library, to measure generalisation.
 
 The seed project cut every recording into windows and then split the WINDOWS at random, so
 pieces of one recording sat in train and in test, and its accuracy measured memory, not
-generalisation. Here a clip (and all of its windows) belongs to exactly one split:
+generalisation. Here a clip (and all of its windows) belongs to exactly one split.
+
+**In-library** (:func:`assign_splits`): every library's clips in every split.
 
 - ``test``: the dataset's official test split, untouched until the final score;
 - ``val``:  carved from the training clips, stratified by class and grouped, to choose
-  checkpoints and hyperparameters;
+  checkpoints;
 - ``train``: the rest.
 
-Used in: notebooks/02_preprocessing.ipynb and every notebook that trains a model.
+**Cross-library** (:func:`library_directions`, "leave one library out"): a softer leak than
+windows is a sample library. The demo renders every class from the same two SoundFonts, so a
+model tested on clips of the libraries it trained on is partly tested on memory of those
+libraries. One *direction* holds one library out:
+
+- ``train`` / ``val``: the other libraries' training clips (``val`` for early stopping);
+- ``test``: the other libraries' test clips (the **in-library** test of this model);
+- ``cross_val``: the held-out library's training clips (**cross-library validation**: where
+  choices meant to generalise are made);
+- ``cross_test``: the held-out library's test clips (the **cross-library** test).
+
+No clip of the held-out library is ever trained on, and no test clip of any library ever
+chooses anything. Used in: notebooks/02_preprocessing.ipynb and every notebook that trains.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
+CROSS_SPLITS = ("train", "val", "test", "cross_val", "cross_test")
+LIBRARY_COLUMN = "library"
+
+
+class SplitError(ValueError):
+    """A split cannot be made from this clip table; the message says why and what to do."""
 
 
 def assign_splits(clips: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
@@ -60,5 +82,64 @@ def split_summary(clips: pd.DataFrame) -> pd.DataFrame:
     """Clips per class and split (a table for the notebooks)."""
     table = clips.pivot_table(index="label", columns="split", values="fname", aggfunc="count",
                               fill_value=0)
-    return table.reindex(columns=[s for s in SPLITS if s in table.columns])
+    return table.reindex(columns=[s for s in CROSS_SPLITS if s in table.columns])
 
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One leave-one-library-out direction: ``clips`` with splits as in :data:`CROSS_SPLITS`.
+
+    ``name`` reads "A → B" (trained on A, held out B); ``held_out`` is the library whose clips
+    are ``cross_val`` and ``cross_test``; ``trained_on`` the others.
+    """
+
+    name: str
+    held_out: str
+    trained_on: tuple[str, ...]
+    clips: pd.DataFrame
+
+
+def library_directions(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
+                       val_fraction: float = 0.2, seed: int = 0) -> list[Direction]:
+    """One :class:`Direction` per library in ``group_col`` (each held out once), sorted by name.
+
+    ``clips`` carries the official split ('train'/'test') in ``split`` and the library of each
+    clip in ``group_col`` (any column: a user's own sources work the same way). Each returned
+    table holds every clip of ``clips``, in the same order, relabelled; validation is carved
+    from the training libraries' training clips by :func:`assign_splits`. Raises
+    :class:`SplitError` when the column is missing (FSDKaggle2018 records no library), has
+    gaps, or names fewer than two libraries.
+    """
+    if group_col not in clips.columns:
+        raise SplitError(
+            f"the clip table has no {group_col!r} column, so cross-library evaluation does not "
+            "apply: it needs to know which sample library (source) each clip comes from. The "
+            "demo set records it (its SoundFont, in demo_sources.csv); FSDKaggle2018 does not "
+            "(its clips come from thousands of Freesound uploaders and the metadata names none), "
+            "so on FSDKaggle2018 only the in-library split applies. For your own data, add a "
+            "sources.csv (fname,library) beside the metadata folder.")
+    libraries = clips[group_col]
+    if libraries.isna().any():
+        missing = clips.loc[libraries.isna(), "fname"].tolist()
+        raise SplitError(f"{len(missing)} clip(s) have no {group_col!r}, e.g. {missing[:3]}")
+    names = sorted(libraries.astype(str).unique())
+    if len(names) < 2:
+        raise SplitError(f"cross-library evaluation needs at least two libraries in "
+                         f"{group_col!r}; found {names}")
+    if not set(clips["split"]) <= {"train", "test"}:
+        raise SplitError("library_directions expects the official splits ('train'/'test') in "
+                         f"'split', got {sorted(set(clips['split']))}")
+    directions = []
+    for held_out in names:
+        out = clips.copy()
+        own = (libraries.astype(str) != held_out).to_numpy()
+        own_splits = assign_splits(out[own], val_fraction=val_fraction, seed=seed)["split"]
+        out.loc[own, "split"] = own_splits.to_numpy()
+        out.loc[~own, "split"] = out.loc[~own, "split"].map({"train": "cross_val",
+                                                             "test": "cross_test"})
+        trained_on = tuple(n for n in names if n != held_out)
+        directions.append(Direction(f"{' + '.join(trained_on)} → {held_out}", held_out,
+                                    trained_on, out))
+        check_no_leakage(out)
+    return directions

@@ -103,14 +103,67 @@ def make_dataset(X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int,
     return ds.batch(batch_size)
 
 
+@dataclass(frozen=True)
+class Versions:
+    """Several renderings of the same training windows: each epoch draws one per window.
+
+    ``X`` ``(n_versions, n_windows, bins, frames, 1)`` and soft labels ``y``
+    ``(n_versions, n_windows, n_classes)``; version 0 is the original. Waveform augmentation
+    (:mod:`helpers.augment_audio`) and the seed paper's static CutMix copies
+    (:func:`helpers.augment.static_cutmix_versions`) are both such precomputed versions, so an
+    epoch costs the same as without them.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str = "versions"
+
+    def __post_init__(self) -> None:
+        if self.X.ndim != 5 or self.y.ndim != 3 or self.X.shape[:2] != self.y.shape[:2]:
+            raise ValueError(f"Versions needs X (versions, windows, bins, frames, 1) and y "
+                             f"(versions, windows, classes); got {self.X.shape} and {self.y.shape}")
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the arrays (part of a run's cache key)."""
+        import hashlib
+
+        digest = hashlib.sha256(self.name.encode())
+        for array in (np.ascontiguousarray(self.X, np.float32), np.ascontiguousarray(self.y, np.float32)):
+            digest.update(str(array.shape).encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:20]
+
+
+def versions_dataset(versions: Versions, batch_size: int, seed: int = 0):
+    """Shuffled batches where each window comes from one of its versions, drawn anew each epoch.
+
+    The draw is reproducible: a fresh pipeline with the same ``seed`` replays the same epochs.
+    """
+    import tensorflow as tf
+
+    X = np.ascontiguousarray(np.moveaxis(np.asarray(versions.X, np.float32), 0, 1))  # (n, V, ...)
+    y = np.ascontiguousarray(np.moveaxis(np.asarray(versions.y, np.float32), 0, 1))
+    n_versions = X.shape[1]
+    ds = tf.data.Dataset.from_tensor_slices((X, y)).shuffle(len(X), seed=seed,
+                                                            reshuffle_each_iteration=True)
+    draws = tf.data.Dataset.random(seed + 1, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip((ds, draws)).map(
+        lambda xy, r: (tf.gather(xy[0], r % n_versions), tf.gather(xy[1], r % n_versions)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size)
+
+
 def fit(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
         n_classes: int, config: TrainConfig, augment=None, verbose: int = 0,
-        callbacks: Sequence = ()) -> TrainResult:
+        callbacks: Sequence = (), variants: Versions | None = None) -> TrainResult:
     """Train ``model`` in place with early stopping on validation; restore the best weights.
 
     ``X_*`` are standardised windows ``(n, n_bins, n_frames, 1)``, ``y_*`` int class indices
     ``(n,)``; labels are one-hot encoded here. ``augment`` (a config from ``helpers.augment``
-    with ``kind != "none"``) is applied to the shuffled training batches only.
+    with ``kind != "none"``) is applied to the shuffled training batches only. ``variants``
+    (:class:`Versions` of the training windows, version 0 = ``X_train``) makes every epoch
+    draw one version per window.
     The run is reseeded with ``config.seed`` so shuffling and dropout repeat exactly.
     ``callbacks`` are added to early stopping (e.g. TF-MOT's ``UpdatePruningStep``).
     """
@@ -118,8 +171,14 @@ def fit(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_va
     import tf_keras as keras
 
     set_seed(config.seed)
-    train = make_dataset(X_train, y_train, n_classes, config.batch_size, shuffle=True,
-                         seed=config.seed)
+    if variants is not None:
+        if variants.X.shape[1] != len(X_train):
+            raise ValueError(f"variants hold {variants.X.shape[1]} windows, the training split "
+                             f"{len(X_train)}")
+        train = versions_dataset(variants, config.batch_size, seed=config.seed)
+    else:
+        train = make_dataset(X_train, y_train, n_classes, config.batch_size, shuffle=True,
+                             seed=config.seed)
     if augment is not None and getattr(augment, "kind", "none") != "none":
         from helpers.augment import augment_dataset
 

@@ -270,3 +270,15 @@ def test_dataset_root(monkeypatch, tmp_path):
 def test_module_has_no_shared_paths():
     source = Path(data.__file__).read_text()
     assert "/work/shared" not in source and "../shared" not in source
+
+
+def test_the_library_column_comes_from_the_sources_file(root):
+    meta = load_metadata(root)
+    assert "library" not in load_clips(root, check_files=False).columns  # FSDKaggle2018: none
+    pd.DataFrame({"fname": meta["fname"], "library": ["a", "b"] * (len(meta) // 2) + ["a"] * (len(meta) % 2)}
+                 ).to_csv(root / "sources.csv", index=False)
+    clips = load_clips(root, check_files=False)
+    assert set(clips["library"]) == {"a", "b"}
+    pd.DataFrame({"fname": meta["fname"][:10], "library": "a"}).to_csv(root / "sources.csv", index=False)
+    with pytest.raises(DataError, match="sources.csv.*no 'library' entry"):
+        load_clips(root, check_files=False)

@@ -1,4 +1,5 @@
-"""helpers.experiment: the run cache behind train_cnn (identical trainings are trained once)."""
+"""helpers.experiment: trainings run as jobs in worker processes, and the run cache behind them
+(identical trainings are trained once)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import pytest
 
 import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from helpers.augment import AugmentConfig
-from helpers.experiment import run_key, train_cnn
+from helpers.experiment import run_key, train_cnn, train_many
 from helpers.models import CNNConfig
+from helpers.parallel import TrainJob, local_pool
 from helpers.paths import cache_dir
 from helpers.training import TrainConfig
 
 TINY = CNNConfig(conv_filters=(4,), kernel_sizes=(3,), dense_units=(8,), dropout=0.1)
 TRAIN = TrainConfig(epochs=2, batch_size=4, patience=1, seed=0)
+
+
+def _job(prepared, cnn=TINY, train=TRAIN, augment=None):
+    return TrainJob(prepared, cnn, train, augment, tuple(prepared.splits))
 
 
 def _weights(model) -> list[np.ndarray]:
@@ -53,19 +59,19 @@ def test_switching_the_cache_off_writes_nothing(tiny_prepared, monkeypatch):
 
 @pytest.mark.parametrize("change", ["data", "network", "seed", "epochs", "augment"])
 def test_the_key_changes_with_everything_that_shapes_a_run(tiny_prepared, change):
-    base = run_key(tiny_prepared(), TINY, TRAIN)
+    base = run_key(_job(tiny_prepared()))
     other = {
-        "data": lambda: run_key(tiny_prepared(seed=1), TINY, TRAIN),
-        "network": lambda: run_key(tiny_prepared(), CNNConfig((4,), (3,), (16,), dropout=0.1), TRAIN),
-        "seed": lambda: run_key(tiny_prepared(), TINY, TrainConfig(epochs=2, batch_size=4, patience=1, seed=1)),
-        "epochs": lambda: run_key(tiny_prepared(), TINY, TrainConfig(epochs=3, batch_size=4, patience=1, seed=0)),
-        "augment": lambda: run_key(tiny_prepared(), TINY, TRAIN, AugmentConfig("cutmix")),
+        "data": lambda: run_key(_job(tiny_prepared(seed=1))),
+        "network": lambda: run_key(_job(tiny_prepared(), CNNConfig((4,), (3,), (16,), dropout=0.1))),
+        "seed": lambda: run_key(_job(tiny_prepared(), train=TrainConfig(epochs=2, batch_size=4, patience=1, seed=1))),
+        "epochs": lambda: run_key(_job(tiny_prepared(), train=TrainConfig(epochs=3, batch_size=4, patience=1, seed=0))),
+        "augment": lambda: run_key(_job(tiny_prepared(), augment=AugmentConfig("cutmix"))),
     }[change]()
     assert other != base
 
 
 def test_no_augmentation_and_kind_none_share_a_key(tiny_prepared):
-    assert run_key(tiny_prepared(), TINY, TRAIN, AugmentConfig("none")) == run_key(tiny_prepared(), TINY, TRAIN)
+    assert run_key(_job(tiny_prepared(), augment=AugmentConfig("none"))) == run_key(_job(tiny_prepared()))
 
 
 def test_a_damaged_entry_is_trained_again(tiny_prepared):
@@ -77,3 +83,26 @@ def test_a_damaged_entry_is_trained_again(tiny_prepared):
     assert not result.cached
     _, result = train_cnn(prepared, TINY, TRAIN)
     assert result.cached  # the retrained run replaced the damaged entry
+
+
+def test_one_worker_or_two_give_identical_runs(tiny_prepared, monkeypatch):
+    """Every job runs with one TensorFlow thread in its own process, so the pool size changes
+    no number: a sequential run (one worker) equals a parallel one."""
+    monkeypatch.setenv("HELPERS_RUN_CACHE", "0")
+    jobs = [_job(tiny_prepared(), train=TrainConfig(epochs=2, batch_size=4, patience=1, seed=s))
+            for s in (0, 1, 2)]
+    one = train_many(jobs, executor=local_pool(1), progress=False)
+    two = train_many(jobs, executor=local_pool(2), progress=False)
+    for a, b in zip(one, two, strict=True):
+        for wa, wb in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+        for split in a.probs:
+            np.testing.assert_array_equal(a.probs[split], b.probs[split])
+    assert not np.array_equal(one[0].weights[0], one[1].weights[0])  # seeds do differ
+
+
+def test_equal_jobs_in_one_call_train_once(tiny_prepared):
+    prepared = tiny_prepared()
+    outcomes = train_many([_job(prepared), _job(tiny_prepared())], progress=False)
+    assert outcomes[0] is outcomes[1]
+    assert len(list((cache_dir() / "runs").iterdir())) == 1

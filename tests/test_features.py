@@ -59,6 +59,28 @@ def test_silent_tail_windows_are_dropped():
     assert len(W) < len(full)
 
 
+def test_a_long_noise_only_tail_is_not_trained_on():
+    """A short note, then the recording's background noise 30 dB below it for 5.5 s more: the
+    note's window stays, the noise-only windows go (the old rule, within 60 dB of the peak, kept
+    all six)."""
+    rng = np.random.default_rng(0)
+    note = tone(0.5)
+    noise = rng.normal(size=22050 * 6).astype(np.float32)
+    noise *= np.sqrt(np.mean(note**2) / np.mean(noise**2)) * 10 ** (-30 / 20)
+    y = np.concatenate([note, np.zeros(22050 * 6 - len(note), np.float32)]) + noise
+    one_window_per_second = FeatureConfig(window_hop_seconds=1.0)
+    assert len(clip_windows(y, one_window_per_second)) == 1
+    old_rule = FeatureConfig(gate_db=100.0)  # the floor never gates: only the 60 dB rule
+    assert len(clip_windows(y, old_rule)) == 6
+
+
+def test_a_steady_sound_keeps_every_window():
+    y = np.sin(2 * np.pi * 440 * np.arange(22050 * 4) / 22050).astype(np.float32)
+    y *= 1 + 0.2 * np.sin(2 * np.pi * 0.5 * np.arange(len(y)) / 22050)  # slow 3 dB swell
+    assert len(clip_windows(y, CFG)) == len(window_starts(1 + len(y) // CFG.hop_length,
+                                                          CFG.frames_per_window, CFG.frames_per_hop))
+
+
 def test_mfcc_config_changes_the_input_shape():
     cfg = FeatureConfig(kind="mfcc", n_mfcc=13)
     assert clip_windows(tone(1.0), cfg).shape[1:] == (13, 44, 1)

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.splits import assign_splits, check_no_leakage, split_summary
+from helpers.splits import (
+    SplitError,
+    assign_splits,
+    check_no_leakage,
+    library_directions,
+    split_summary,
+)
 
 
 def _clips(n_per_class=20, classes=("A", "B", "C"), n_test=5):
@@ -58,3 +64,47 @@ def test_every_training_clip_lands_in_exactly_one_split(n_per_class, n_classes, 
     assert set(out["split"]) <= {"train", "val", "test"}
     assert (out["split"] == "val").sum() >= 1
     assert np.all(out.groupby("label")["split"].apply(lambda s: (s == "train").any()))
+
+
+def _libraries(n_per_class=20, classes=("A", "B", "C"), libraries=("L1", "L2")):
+    rows = []
+    for lib in libraries:
+        for c in classes:
+            for i in range(n_per_class):
+                rows.append({"fname": f"{lib}{c}{i}.wav", "label": c, "library": lib,
+                             "split": "test" if i < 5 else "train"})
+    return pd.DataFrame(rows)
+
+
+def test_each_library_is_held_out_once_and_never_trained_on():
+    clips = _libraries(libraries=("L1", "L2", "L3"))
+    directions = library_directions(clips)
+    assert [d.held_out for d in directions] == ["L1", "L2", "L3"]
+    for d in directions:
+        out = d.clips
+        assert list(out["fname"]) == list(clips["fname"])  # every clip, same order
+        held = out["library"] == d.held_out
+        assert set(out.loc[held, "split"]) == {"cross_val", "cross_test"}
+        assert set(out.loc[~held, "split"]) == {"train", "val", "test"}
+        # official test clips stay test clips; held-out training clips are cross-library validation
+        assert (out.loc[held & (clips["split"] == "test"), "split"] == "cross_test").all()
+        assert (out.loc[~held & (clips["split"] == "test"), "split"] == "test").all()
+        assert d.trained_on == tuple(sorted(set(clips["library"]) - {d.held_out}))
+    assert directions[0].name == "L2 + L3 → L1"
+
+
+def test_cross_library_split_says_why_it_does_not_apply_to_fsdkaggle2018():
+    clips = _libraries().drop(columns="library")
+    with pytest.raises(SplitError, match="FSDKaggle2018 does not"):
+        library_directions(clips)
+    with pytest.raises(SplitError, match="at least two libraries"):
+        library_directions(_libraries(libraries=("only",)))
+    gaps = _libraries()
+    gaps.loc[0, "library"] = None
+    with pytest.raises(SplitError, match="have no 'library'"):
+        library_directions(gaps)
+
+
+def test_any_grouping_column_works():
+    clips = _libraries().rename(columns={"library": "microphone"})
+    assert len(library_directions(clips, group_col="microphone")) == 2

@@ -1,0 +1,200 @@
+"""Independent trainings spread over processes (or machines) through one ``concurrent.futures`` executor.
+
+The series trains many networks that do not depend on each other: every recipe with every
+seed in both cross-library directions, every augmentation, every cell of the ablation grid.
+Each such training is a :class:`TrainJob`: a worker process builds the network, trains it
+(:func:`helpers.training.fit`) and scores the clips of every split, and sends back the
+weights, the history and the clip probabilities. The parent process keeps the run cache
+(:func:`helpers.experiment.train_many`).
+
+**Same numbers whatever runs them.** TensorFlow's results depend (slightly) on how many threads
+an op uses, so every job runs with ONE intra-op and one inter-op thread, in a fresh process:
+one worker or two, a local pool or a Dask cluster, the weights and scores are the same.
+
+Executors, chosen by :func:`get_executor`:
+
+- ``HELPERS_DASK_SCHEDULER=tcp://host:8786``: the workers of a running Dask cluster
+  (``distributed.Client(address).get_executor()``), so a grid runs on many machines. Each
+  worker process runs one job at a time (start workers with ``--nthreads 1``).
+- otherwise a local pool of :func:`local_workers` processes (``HELPERS_WORKERS`` overrides;
+  ``benchmarks/bench_parallel.py`` measures the throughput of 1 and 2 workers on this machine).
+
+Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), notebooks 03, 04, 08.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # type hints only
+    from helpers.experiment import Prepared
+    from helpers.training import TrainResult
+
+JOB_THREADS = 1  # TensorFlow threads per job: fixed, so every executor gives the same numbers
+DEFAULT_WORKERS = 2  # local processes when HELPERS_WORKERS is not set (see local_workers)
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+_DASK_CLIENT = None
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training: data, network, settings, augmentation, and the splits to score.
+
+    ``waveforms`` (optional) holds extra renderings of the training windows, sampled per epoch
+    (waveform augmentation, see :func:`helpers.training.fit`).
+    """
+
+    prepared: Prepared
+    cnn: Any
+    train: Any
+    augment: Any = None
+    splits: tuple[str, ...] = ()
+    variants: Any = None
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a job sends back: weights, the training record, clip probabilities per split."""
+
+    weights: list[np.ndarray]
+    result: TrainResult
+    probs: dict[str, np.ndarray]
+    params: int
+
+
+def configure_threads(threads: int = JOB_THREADS) -> None:
+    """Fix TensorFlow's thread pools (before any TensorFlow op runs in this process).
+
+    Raises RuntimeError when TensorFlow already runs with another setting, because the job's
+    numbers would then differ from the same job elsewhere.
+    """
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    current = (threading.get_intra_op_parallelism_threads(),
+               threading.get_inter_op_parallelism_threads())
+    if current == (threads, threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"TensorFlow already runs with {current} threads in this process; a training job "
+            f"must run with {threads} (a fresh worker process)") from exc
+
+
+def run_train_job(job: TrainJob) -> TrainOutcome:
+    """Build, train and score one network (runs in a worker process).
+
+    The checkpoint is chosen on ``val`` (early stopping, best weights restored); then every split
+    of ``job.splits`` is scored: window probabilities averaged per clip, in the order of
+    ``job.prepared.splits[split].clips``.
+    """
+    configure_threads()
+    import tf_keras as keras
+
+    from helpers.experiment import clip_probabilities
+    from helpers.models import build_cnn, count_params
+    from helpers.training import fit, set_seed
+
+    prepared = job.prepared
+    set_seed(job.train.seed)
+    model = build_cnn(prepared.input_shape, len(prepared.classes), job.cnn)
+    X_train, y_train = prepared.xy("train")
+    X_val, y_val = prepared.xy("val")
+    result = fit(model, X_train, y_train, X_val, y_val, len(prepared.classes), job.train,
+                 augment=job.augment, variants=job.variants)
+    probs = {split: clip_probabilities(model, prepared, split).astype(np.float32)
+             for split in job.splits}
+    outcome = TrainOutcome(weights=model.get_weights(), result=result, probs=probs,
+                           params=count_params(model))
+    keras.backend.clear_session()
+    return outcome
+
+
+def _init_worker() -> None:
+    """Runs once in every local worker process: quiet TensorFlow, one thread for BLAS too."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
+    import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+
+def local_workers() -> int:
+    """Processes of the local pool: ``HELPERS_WORKERS`` if set, else :data:`DEFAULT_WORKERS`
+    (at most the number of CPU cores)."""
+    value = os.environ.get("HELPERS_WORKERS", "").strip()
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            raise ValueError(f"HELPERS_WORKERS must be a whole number, got {value!r}") from None
+        if workers < 1:
+            raise ValueError(f"HELPERS_WORKERS must be at least 1, got {workers}")
+        return workers
+    return max(1, min(DEFAULT_WORKERS, os.cpu_count() or 1))
+
+
+def local_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """The local process pool (started once per process and reused; shut down at exit)."""
+    global _POOL, _POOL_SIZE
+    workers = workers or local_workers()
+    if _POOL is None or _POOL_SIZE != workers:
+        shutdown()
+        context = multiprocessing.get_context("spawn")  # never fork a process running TensorFlow
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                    initializer=_init_worker)
+        _POOL_SIZE = workers
+    return _POOL
+
+
+def dask_executor(address: str) -> Executor:
+    """An executor on the Dask cluster whose scheduler listens at ``address``."""
+    global _DASK_CLIENT
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise RuntimeError("HELPERS_DASK_SCHEDULER is set but dask.distributed is not "
+                           "installed (pip install distributed)") from exc
+    if _DASK_CLIENT is None or _DASK_CLIENT.scheduler.address != address:
+        if _DASK_CLIENT is not None:
+            _DASK_CLIENT.close()
+        _DASK_CLIENT = Client(address, timeout="30s")
+    return _DASK_CLIENT.get_executor()
+
+
+def get_executor() -> Executor:
+    """The executor for training jobs: a Dask cluster when ``HELPERS_DASK_SCHEDULER`` names
+    one, otherwise the local process pool."""
+    address = os.environ.get("HELPERS_DASK_SCHEDULER", "").strip()
+    return dask_executor(address) if address else local_pool()
+
+
+def describe(executor: Executor) -> str:
+    """A short description for progress messages: 'local pool of 2 processes', 'Dask ...'."""
+    if isinstance(executor, ProcessPoolExecutor):
+        return f"local pool of {executor._max_workers} process(es), 1 thread each"
+    return f"{type(executor).__name__} (Dask cluster at {os.environ.get('HELPERS_DASK_SCHEDULER')})"
+
+
+def shutdown() -> None:
+    """Stop the local pool and close the Dask client, if any."""
+    global _POOL, _POOL_SIZE, _DASK_CLIENT
+    if _POOL is not None:
+        _POOL.shutdown(wait=True, cancel_futures=True)
+        _POOL, _POOL_SIZE = None, 0
+    if _DASK_CLIENT is not None:
+        _DASK_CLIENT.close()
+        _DASK_CLIENT = None
+
+
+atexit.register(shutdown)

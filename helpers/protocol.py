@@ -1,0 +1,327 @@
+"""The evaluation protocol: every model scored in-library and cross-library, over seeds.
+
+A model is trained in each direction of :func:`helpers.splits.library_directions` (trained on
+one sample library, the other held out) with every seed, and scored on four splits:
+
+================  ======================================  ==========================
+split             clips                                   used for
+================  ======================================  ==========================
+``val``           the training libraries' held-out clips  early stopping (checkpoint)
+``test``          the training libraries' test clips      **in-library** test score
+``cross_val``     the held-out library's training clips   **cross-library validation**: choices
+``cross_test``    the held-out library's test clips       **cross-library** test score
+================  ======================================  ==========================
+
+Both test columns come from the same trained networks, so their gap is what a change of sample
+library costs. A headline number is the mean over the directions, then the mean ± standard
+deviation over seeds. Choices (augmentation, front end, hyperparameters, the shipped recipe)
+read ``cross_val`` only; no test clip of either library chooses anything.
+
+:class:`Runs` keeps one row per (model, direction, seed, split) and every clip's
+probabilities, so that two models can be compared clip by clip (:mod:`helpers.stats`).
+Used in: notebooks 03, 04, 05, 08, 09, 10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.features import FeatureConfig
+
+SCORED_SPLITS: tuple[str, ...] = ("val", "test", "cross_val", "cross_test")
+SPLIT_LABELS: dict[str, str] = {
+    "val": "in-library validation", "test": "in-library test",
+    "cross_val": "cross-library validation", "cross_test": "cross-library test",
+}
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "map_at_3")
+RUN_COLUMNS: tuple[str, ...] = ("best_epoch", "epochs_run", "max_epochs", "train_seconds",
+                                "params", "cached")
+
+
+@dataclass(frozen=True)
+class CNNRecipe:
+    """Everything that defines a trained CNN except the data and the seed.
+
+    ``versions`` (optional) builds extra renderings of the training windows that every epoch
+    samples from (waveform augmentation, static CutMix copies): an object with
+    ``build(prepared, seed) -> helpers.training.Versions`` and a ``name``.
+    """
+
+    name: str
+    features: FeatureConfig
+    cnn: Any
+    train: Any
+    augment: Any = None
+    versions: Any = None
+
+
+@dataclass
+class Runs:
+    """Scores of trained models: ``table`` has one row per (model, direction, seed, split).
+
+    ``probs[(model, direction, seed, split)]`` holds the clip probabilities ``(n_clips,
+    n_classes)``, ``clips[(model, direction, split)]`` the clip names in the same order and
+    ``labels[(model, direction, split)]`` their true class indices; ``classes`` names them.
+    """
+
+    table: pd.DataFrame
+    probs: dict = field(default_factory=dict)
+    clips: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(self.table["model"]))
+
+    def __add__(self, other: Runs) -> Runs:
+        if self.classes and other.classes and list(self.classes) != list(other.classes):
+            raise ValueError("cannot combine runs over different class lists")
+        return Runs(pd.concat([self.table, other.table], ignore_index=True),
+                    {**self.probs, **other.probs}, {**self.clips, **other.clips},
+                    {**self.labels, **other.labels}, list(self.classes or other.classes))
+
+    def select(self, models: Iterable[str]) -> Runs:
+        """The runs of ``models`` only."""
+        keep = set(models)
+        return Runs(self.table[self.table["model"].isin(keep)].reset_index(drop=True),
+                    {k: v for k, v in self.probs.items() if k[0] in keep},
+                    {k: v for k, v in self.clips.items() if k[0] in keep},
+                    {k: v for k, v in self.labels.items() if k[0] in keep}, self.classes)
+
+    def rename(self, old: str, new: str) -> Runs:
+        """The same runs with model ``old`` called ``new`` (e.g. to reuse a chapter's runs)."""
+        def key(k):
+            return (new, *k[1:]) if k[0] == old else k
+
+        table = self.table.assign(model=self.table["model"].replace({old: new}))
+        return Runs(table, {key(k): v for k, v in self.probs.items()},
+                    {key(k): v for k, v in self.clips.items()},
+                    {key(k): v for k, v in self.labels.items()}, self.classes)
+
+
+class PreparedCache:
+    """Prepared windows per (direction, feature configuration), made once per notebook.
+
+    Features are extracted (or loaded from the cache) once for all clips; each direction only
+    relabels the splits and fits its own standardiser on its training windows.
+    """
+
+    def __init__(self, directions: Sequence, progress: bool = False):
+        self.directions = list(directions)
+        self.progress = progress
+        self._data: dict = {}
+
+    def get(self, direction, features: FeatureConfig):
+        from helpers.experiment import prepare
+
+        key = (direction.name, features)
+        if key not in self._data:
+            self._data[key] = prepare(direction.clips, features, progress=self.progress)
+        return self._data[key]
+
+
+def _rows(model: str, direction: str, seed: int, labels: Mapping[str, np.ndarray],
+          probs: Mapping[str, np.ndarray], run: Mapping[str, Any]) -> list[dict]:
+    from helpers.evaluation import clip_metrics
+
+    rows = []
+    for split, p in probs.items():
+        metrics = clip_metrics(labels[split], p)
+        rows.append({"model": model, "direction": direction, "seed": seed, "split": split,
+                     **{m: metrics[m] for m in (*METRICS, "n_clips")}, **run})
+    return rows
+
+
+def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Sequence[int],
+                  data: PreparedCache | None = None, executor=None, progress: bool = True,
+                  splits: Sequence[str] = SCORED_SPLITS) -> Runs:
+    """Train every recipe with every seed in every direction and score ``splits``.
+
+    All trainings are submitted together (:func:`helpers.experiment.train_many`), so they run
+    side by side on the executor; cached runs are loaded. ``data`` shares prepared windows
+    between calls of one notebook.
+    """
+    from helpers.experiment import train_many
+    from helpers.parallel import TrainJob
+
+    data = data or PreparedCache(directions)
+    plan, jobs = [], []
+    for recipe in recipes:
+        for direction in directions:
+            prepared = data.get(direction, recipe.features)
+            for seed in seeds:
+                train = replace(recipe.train, seed=int(seed))
+                variants = recipe.versions.build(prepared, int(seed)) if recipe.versions else None
+                jobs.append(TrainJob(prepared, recipe.cnn, train, recipe.augment,
+                                     tuple(s for s in splits if s in prepared.splits), variants))
+                plan.append((recipe, direction, prepared, int(seed)))
+    names = ", ".join(r.name for r in recipes)
+    outcomes = train_many(jobs, executor=executor, progress=progress,
+                          desc=f"{len(jobs)} trainings ({names})")
+    runs = Runs(pd.DataFrame(), classes=list(plan[0][2].classes) if plan else [])
+    rows = []
+    for (recipe, direction, prepared, seed), outcome in zip(plan, outcomes):
+        result = outcome.result
+        run = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "max_epochs": recipe.train.epochs, "train_seconds": result.seconds,
+               "params": outcome.params, "cached": result.cached}
+        labels = {s: prepared.clip_y(s) for s in outcome.probs}
+        rows += _rows(recipe.name, direction.name, seed, labels, outcome.probs, run)
+        for s, p in outcome.probs.items():
+            runs.probs[(recipe.name, direction.name, seed, s)] = p
+            runs.clips[(recipe.name, direction.name, s)] = prepared.splits[s].clips["fname"].to_numpy()
+            runs.labels[(recipe.name, direction.name, s)] = labels[s]
+    runs.table = pd.DataFrame(rows)
+    return runs
+
+
+def evaluate_clip_model(name: str, make_model: Callable[[int], Any],
+                        features: Mapping[str, Mapping[str, np.ndarray]],
+                        labels: Mapping[str, Mapping[str, np.ndarray]],
+                        clips: Mapping[str, Mapping[str, np.ndarray]], classes: Sequence[str],
+                        seeds: Sequence[int], splits: Sequence[str] = SCORED_SPLITS) -> Runs:
+    """A clip-level model (scikit-learn style: ``fit``, ``predict_proba``) in every direction.
+
+    ``features[direction][split]`` is ``(n_clips, n_features)``, ``labels`` and ``clips`` the
+    matching class indices and clip names; ``make_model(seed)`` returns an unfitted model. It
+    is fit on ``train`` (its ``val`` is only scored: these models need no early stopping).
+    """
+    import time
+
+    from helpers.evaluation import full_probabilities
+
+    runs = Runs(pd.DataFrame(), classes=list(classes))
+    rows = []
+    for direction, X in features.items():
+        for seed in seeds:
+            model = make_model(int(seed))
+            start = time.perf_counter()
+            model.fit(X["train"], labels[direction]["train"])
+            seconds = time.perf_counter() - start
+            probs = {s: full_probabilities(model, X[s], len(classes)) for s in splits if s in X}
+            run = {"best_epoch": np.nan, "epochs_run": np.nan, "max_epochs": np.nan,
+                   "train_seconds": seconds, "params": np.nan, "cached": False}
+            rows += _rows(name, direction, int(seed), labels[direction], probs, run)
+            for s, p in probs.items():
+                runs.probs[(name, direction, int(seed), s)] = p.astype(np.float32)
+                runs.clips[(name, direction, s)] = np.asarray(clips[direction][s])
+                runs.labels[(name, direction, s)] = np.asarray(labels[direction][s])
+    runs.table = pd.DataFrame(rows)
+    return runs
+
+
+def clip_inputs(prepared_by_direction: Mapping[str, Any], to_features: Callable,
+                splits: Sequence[str] = ("train", *SCORED_SPLITS)):
+    """``(features, labels, clips)`` dicts for :func:`evaluate_clip_model` from prepared windows.
+
+    ``to_features(feature_set)`` turns one split's windows into ``(n_clips, d)`` in clip order
+    (e.g. :func:`helpers.features.clip_summary`).
+    """
+    features, labels, clips = {}, {}, {}
+    for direction, prepared in prepared_by_direction.items():
+        names = [s for s in splits if s in prepared.splits]
+        features[direction] = {s: to_features(prepared.splits[s]) for s in names}
+        labels[direction] = {s: prepared.clip_y(s) for s in names}
+        clips[direction] = {s: prepared.splits[s].clips["fname"].to_numpy() for s in names}
+    return features, labels, clips
+
+
+def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
+              splits: Sequence[str] = SCORED_SPLITS) -> pd.DataFrame:
+    """One row per model: each split's metric as mean over directions, then mean and standard
+    deviation over seeds (``<split>_<metric>`` and ``..._std``; std is NaN for one seed).
+
+    Also ``seeds``, ``directions``, ``params``, mean ``train_seconds`` per training, and
+    ``converged``: the share of trainings whose best epoch came before their last epoch
+    (early stopping ended them; NaN for models without epochs).
+    """
+    table = runs.table
+    out = []
+    for model, rows in table.groupby("model", sort=False):
+        row = {"model": model, "seeds": rows["seed"].nunique(),
+               "directions": rows["direction"].nunique()}
+        for split in splits:
+            part = rows[rows["split"] == split]
+            if part.empty:
+                continue
+            per_seed = part.groupby("seed")[list(metrics)].mean()
+            for m in metrics:
+                row[f"{split}_{m}"] = per_seed[m].mean()
+                row[f"{split}_{m}_std"] = per_seed[m].std(ddof=1) if len(per_seed) > 1 else np.nan
+        one = rows.drop_duplicates(["direction", "seed"])
+        row["params"] = one["params"].mean()
+        row["train_seconds"] = one["train_seconds"].mean()
+        epochs = one.dropna(subset=["best_epoch"])
+        row["converged"] = ((epochs["best_epoch"] < epochs["epochs_run"]).mean()
+                            if len(epochs) else np.nan)
+        row["best_epoch"] = epochs["best_epoch"].mean() if len(epochs) else np.nan
+        out.append(row)
+    return pd.DataFrame(out).set_index("model")
+
+
+def headline(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """The two columns every headline number gets: in-library and cross-library test
+    (``mean ± std`` text), plus cross-library validation, for display."""
+    def text(row, split):
+        mean, std = row.get(f"{split}_{metric}"), row.get(f"{split}_{metric}_std")
+        if mean is None or not np.isfinite(mean):
+            return "–"
+        return f"{mean:.3f}" if std is None or not np.isfinite(std) else f"{mean:.3f} ± {std:.3f}"
+
+    return pd.DataFrame({
+        f"in-library test {metric}": [text(r, "test") for _, r in summary.iterrows()],
+        f"cross-library test {metric}": [text(r, "cross_test") for _, r in summary.iterrows()],
+        f"cross-library validation {metric}": [text(r, "cross_val") for _, r in summary.iterrows()],
+        "seeds": summary["seeds"].astype(int).to_numpy(),
+    }, index=summary.index)
+
+
+def clip_scores(runs: Runs, model: str, split: str, metric: str = "accuracy"):
+    """Per-clip scores of ``model`` on ``split``: ``(seeds, clip names, matrix (n_seeds, n_units))``.
+
+    A unit is a (direction, clip) pair, so both directions' clips count. ``metric`` is
+    "accuracy" (1 when the top class is right) or "map_at_3" (1, 1/2, 1/3 or 0).
+    """
+    from helpers.evaluation import clip_correct, clip_precision_at_3
+
+    score = {"accuracy": clip_correct, "map_at_3": clip_precision_at_3}[metric]
+    rows = runs.table[(runs.table["model"] == model) & (runs.table["split"] == split)]
+    if rows.empty:
+        raise KeyError(f"no runs of {model!r} on split {split!r}")
+    seeds = sorted(rows["seed"].unique())
+    directions = sorted(rows["direction"].unique())
+    units = np.concatenate([[f"{d}/{c}" for c in runs.clips[(model, d, split)]] for d in directions])
+    matrix = np.stack([np.concatenate([score(runs.labels[(model, d, split)],
+                                             runs.probs[(model, d, seed, split)])
+                                       for d in directions]) for seed in seeds])
+    return seeds, units, matrix
+
+
+def paired(runs: Runs, a: str, b: str, split: str = "cross_val", metric: str = "accuracy"):
+    """Aligned per-clip scores of two models: ``(A, B)``, each ``(n_seeds, n_units)``, over the
+    seeds and (direction, clip) units both have (a deterministic model run with one seed is
+    repeated for every seed of the other)."""
+    seeds_a, units_a, A = clip_scores(runs, a, split, metric)
+    seeds_b, units_b, B = clip_scores(runs, b, split, metric)
+    common = np.intersect1d(units_a, units_b)
+    if len(common) == 0:
+        raise ValueError(f"{a!r} and {b!r} share no clips on {split!r}")
+    where_a = {u: i for i, u in enumerate(units_a)}
+    where_b = {u: i for i, u in enumerate(units_b)}
+    A = A[:, [where_a[u] for u in common]]
+    B = B[:, [where_b[u] for u in common]]
+    if len(seeds_a) == 1 and len(seeds_b) > 1:
+        A = np.repeat(A, len(seeds_b), axis=0)
+    elif len(seeds_b) == 1 and len(seeds_a) > 1:
+        B = np.repeat(B, len(seeds_a), axis=0)
+    else:
+        both = sorted(set(seeds_a) & set(seeds_b))
+        A = A[[seeds_a.index(s) for s in both]]
+        B = B[[seeds_b.index(s) for s in both]]
+    return A, B

@@ -1,0 +1,59 @@
+"""helpers.stats: paired comparisons and the Holm correction, on hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from helpers.stats import bootstrap_interval, compare, holm, permutation_test, verdicts
+
+
+def test_exact_sign_flip_p_value_by_hand():
+    # differences (1, 1, 1): of the 8 sign patterns only +++ and --- reach |mean| = 1 -> 2/8
+    assert permutation_test([1, 1, 1], [0, 0, 0]) == pytest.approx(0.25)
+    # differences (2, 1): means 1.5, 0.5, -0.5, -1.5 -> 2 of 4 reach |1.5|
+    assert permutation_test([2, 1], [0, 0]) == pytest.approx(0.5)
+
+
+def test_seeds_are_averaged_per_clip_before_flipping():
+    a = np.array([[1, 1, 1], [1, 1, 1]])
+    b = np.array([[0, 0, 0], [2, 0, 0]])  # clip differences averaged over seeds: (0, 1, 1)
+    # patterns of (0, 1, 1): |mean| >= 2/3 for ++, -- on the last two clips: 4 of 8 (the 0 flips freely)
+    assert permutation_test(a, b) == pytest.approx(0.5)
+
+
+def test_identical_models_give_p_one_and_a_zero_interval():
+    a = np.random.default_rng(0).integers(0, 2, size=(3, 50))
+    assert permutation_test(a, a) == 1.0
+    assert bootstrap_interval(a, a) == (0.0, 0.0)
+
+
+def test_random_flips_for_many_clips_find_a_clear_difference():
+    rng = np.random.default_rng(1)
+    a = (rng.random((3, 400)) < 0.8).astype(float)
+    b = (rng.random((3, 400)) < 0.5).astype(float)
+    result = compare(a, b, n_permutations=2000)
+    assert result["p_value"] < 0.01
+    assert result["ci_low"] < result["difference"] < result["ci_high"]
+    assert result["ci_low"] > 0
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 times 3, 2, 1 -> 0.03, 0.06, 0.04 -> monotone: 0.03, 0.06, 0.06
+    adjusted, reject = holm([0.01, 0.04, 0.03])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06])
+    assert list(reject) == [True, False, False]
+    assert list(holm([0.2, 0.9])[0]) == pytest.approx([0.4, 0.9])
+
+
+def test_holm_rejects_bad_input():
+    with pytest.raises(ValueError):
+        holm([0.5, 1.5])
+
+
+def test_verdict_wording_follows_the_corrected_result():
+    strong = {"a": "A", "b": "B", "difference": -0.2, "p_value": 0.001}
+    weak = {"a": "C", "b": "D", "difference": 0.05, "p_value": 0.03}  # second of 3: 0.03 x 2 = 0.06
+    null = {"a": "E", "b": "F", "difference": 0.01, "p_value": 0.5}
+    table = verdicts({"q1": strong, "q2": weak, "q3": null})
+    assert table.loc["q1", "verdict"] == "B better than A"
+    assert table.loc["q2", "verdict"] == "no detectable difference"
+    assert table.loc["q2", "p_holm"] == pytest.approx(0.06)
