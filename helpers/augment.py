@@ -395,6 +395,42 @@ def augment_dataset(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf
     )
 
 
+# --- the seed paper's static copies ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaticCutMix:
+    """The seed paper's CutMix: ``copies`` CutMix copies of the training set, made ONCE before
+    training (the partners are drawn from the whole training set), not re-drawn every batch.
+
+    The seed trained on the original plus its three copies together; here every epoch draws one
+    of the ``copies + 1`` versions of each window (:class:`helpers.training.Versions`), so the
+    static recipe gets the same number of training steps as every other recipe.
+    Used in: notebooks/04_cutmix.ipynb.
+    """
+
+    copies: int = 3
+    alpha: float = 1.0
+    name = "static-cutmix"
+
+    def build(self, prepared, seed: int = 0):
+        """:class:`helpers.training.Versions` of ``prepared``'s training windows: the original
+        and ``copies`` CutMix copies drawn with ``seed``."""
+        import numpy as np
+
+        from helpers.training import Versions
+
+        X, y = prepared.xy("train")
+        onehot = np.eye(len(prepared.classes), dtype=np.float32)[y]
+        xs, ys = [X], [onehot]
+        for k in range(self.copies):
+            x_mix, y_mix = cutmix(X, onehot, seed=[seed, 1000 + k], alpha=self.alpha)
+            xs.append(x_mix.numpy())
+            ys.append(y_mix.numpy())
+        return Versions(X=np.stack(xs), y=np.stack(ys),
+                        name=f"{self.name}:{self.copies}:{self.alpha}:{seed}")
+
+
 # --- saving the chosen augmentation ----------------------------------------------------------
 
 

@@ -18,13 +18,14 @@ import pandas as pd
 from helpers.audio import AudioError, load_audio
 
 FEATURES_VERSION = 2  # bump when the extraction code changes what it writes
+KINDS: tuple[str, ...] = ("logmel", "mfcc", "pcen")
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
     """Every parameter that shapes a feature window (and so the cache key)."""
 
-    kind: str = "logmel"  # "logmel" or "mfcc"
+    kind: str = "logmel"  # "logmel", "mfcc" or "pcen" (per-channel energy normalised mel)
     sample_rate: int = 22050  # Hz; every clip is resampled to it
     n_fft: int = 1024  # samples per FFT frame (46 ms at 22.05 kHz)
     hop_length: int = 512  # samples between frames (23 ms)
@@ -41,13 +42,13 @@ class FeatureConfig:
     floor_percentile: float = 10.0  # the clip's noise floor: this percentile of its frame levels
 
     def __post_init__(self):
-        if self.kind not in ("logmel", "mfcc"):
-            raise ValueError(f"FeatureConfig.kind must be 'logmel' or 'mfcc', not {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"FeatureConfig.kind must be one of {KINDS}, not {self.kind!r}")
 
     @property
     def n_bins(self) -> int:
         """Rows of a feature window: mel bands or MFCC coefficients."""
-        return self.n_mels if self.kind == "logmel" else self.n_mfcc
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     @property
     def frames_per_window(self) -> int:
@@ -84,12 +85,30 @@ def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return librosa.feature.mfcc(S=log_mel(y, config), n_mfcc=config.n_mfcc).astype(np.float32)
 
 
+def pcen(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Per-channel energy normalisation of the mel spectrogram, shape (n_mels, frames).
+
+    Instead of a fixed log, each mel band is divided by a smoothed running average of its own
+    energy (an automatic gain control with a ``0.4 s`` time constant, then root compression):
+    a stationary colour of the recording chain (an EQ, a steady noise) is largely divided out,
+    and onsets stand out. librosa's defaults; the input is scaled to the integer range librosa's
+    documentation assumes (``2**31``).
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+        n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, power=1.0)
+    return librosa.pcen(mel * (2**31), sr=config.sample_rate,
+                        hop_length=config.hop_length).astype(np.float32)
+
+
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The feature matrix of a whole clip (bins, frames); short clips are zero-padded to one window."""
     min_samples = int(round(config.window_seconds * config.sample_rate))
     if len(y) < min_samples:
         y = np.pad(y, (0, min_samples - len(y)))
-    return log_mel(y, config) if config.kind == "logmel" else mfcc(y, config)
+    return {"logmel": log_mel, "mfcc": mfcc, "pcen": pcen}[config.kind](y, config)
 
 
 def window_starts(n_frames: int, frames_per_window: int, frames_per_hop: int) -> list[int]:
@@ -126,24 +145,6 @@ def active_windows(starts: list[int], loudness: np.ndarray, config: FeatureConfi
     return keep
 
 
-def frame_windows(features: np.ndarray, config: FeatureConfig,
-                  loudness: np.ndarray | None = None) -> np.ndarray:
-    """Cut (bins, frames) into windows (n_windows, bins, frames_per_window).
-
-    ``loudness`` (frames,) in dB re the clip peak, when given, keeps only the windows that hold
-    sound (:func:`active_windows`): leading silence and noise-only tails are dropped.
-    """
-    fpw = config.frames_per_window
-    if features.shape[1] < fpw:  # pad with the floor value (silence)
-        pad = fpw - features.shape[1]
-        features = np.pad(features, ((0, 0), (0, pad)), constant_values=features.min())
-    starts = window_starts(features.shape[1], fpw, config.frames_per_hop)
-    windows = np.stack([features[:, s:s + fpw] for s in starts])
-    if loudness is not None:
-        windows = windows[active_windows(starts, loudness, config)]
-    return windows
-
-
 def frame_loudness(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Per-frame RMS level (frames,) in dB relative to the clip's loudest frame."""
     import librosa
@@ -154,10 +155,34 @@ def frame_loudness(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 def clip_windows(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """A mono signal at ``config.sample_rate`` -> model inputs (n_windows, bins, frames, 1)."""
+    return windows_at(clip_features(_min_length(y, config), config), kept_starts(y, config), config)
+
+
+def _min_length(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Short clips are zero-padded to one window."""
     min_samples = int(round(config.window_seconds * config.sample_rate))
-    if len(y) < min_samples:
-        y = np.pad(y, (0, min_samples - len(y)))
-    windows = frame_windows(clip_features(y, config), config, frame_loudness(y, config))
+    return np.pad(y, (0, min_samples - len(y))) if len(y) < min_samples else y
+
+
+def kept_starts(y: np.ndarray, config: FeatureConfig) -> list[int]:
+    """First frames of the windows :func:`clip_windows` keeps for signal ``y`` (see
+    :func:`active_windows`). A transformed copy of ``y`` of the same length cut at the same
+    starts gives windows aligned with the original's (waveform augmentation)."""
+    y = _min_length(y, config)
+    loudness = frame_loudness(y, config)
+    n_frames = max(len(loudness), config.frames_per_window)
+    starts = window_starts(n_frames, config.frames_per_window, config.frames_per_hop)
+    keep = active_windows(starts, loudness, config)
+    return [s for s, k in zip(starts, keep) if k]
+
+
+def windows_at(features: np.ndarray, starts: list[int], config: FeatureConfig) -> np.ndarray:
+    """Windows of a (bins, frames) matrix at the given first frames: (n, bins, frames, 1)."""
+    fpw = config.frames_per_window
+    if features.shape[1] < fpw:  # pad with the floor value (silence)
+        pad = fpw - features.shape[1]
+        features = np.pad(features, ((0, 0), (0, pad)), constant_values=features.min())
+    windows = np.stack([features[:, s:s + fpw] for s in starts])
     return windows[..., np.newaxis].astype(np.float32)
 
 

@@ -143,6 +143,31 @@ def plot_features(S, config, ax=None, title: str = "Log-mel spectrogram", colorb
         y_axis=None if mfcc else "mel", fmin=config.fmin, fmax=config.fmax, ax=ax, cmap=cmap)
     ax.set(title=title, xlabel="time (s)", ylabel="MFCC index" if mfcc else "frequency (Hz)")
     if colorbar:
-        label = colorbar_label or ("coefficient value" if mfcc else "level (dB re clip peak)")
-        ax.figure.colorbar(img, ax=ax, label=label, format="%+.0f")
+        default = {"mfcc": "coefficient value", "pcen": "PCEN value (unitless)"}
+        label = colorbar_label or default.get(config.kind, "level (dB re clip peak)")
+        ax.figure.colorbar(img, ax=ax, label=label, format="%+.1f" if config.kind == "pcen" else "%+.0f")
+    return ax
+
+
+def plot_protocol(summary, metric: str = "accuracy", ax=None, title: str | None = None):
+    """In-library vs cross-library test scores per model: paired horizontal bars with the
+    standard deviation over seeds as error bars.
+
+    ``summary`` is :func:`helpers.protocol.summarise` output (index = model). Returns the axes.
+    Used in: notebooks 03, 04, 09, 10.
+    """
+    import numpy as np
+
+    fig, ax = new_axes(ax, figsize=(9, 0.45 * len(summary) + 1.6))
+    y = np.arange(len(summary))
+    for offset, split, label, color in ((-0.2, "test", "in-library test", "C0"),
+                                        (0.2, "cross_test", "cross-library test", "C1")):
+        std = summary.get(f"{split}_{metric}_std")
+        ax.barh(y + offset, summary[f"{split}_{metric}"], height=0.4, color=color, label=label,
+                xerr=None if std is None else std.fillna(0).to_numpy(), capsize=3)
+    ax.set_yticks(y, summary.index)
+    ax.invert_yaxis()
+    ax.set(title=title or f"In-library vs cross-library test {metric}", xlabel=f"clip {metric}",
+           ylabel="model", xlim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
     return ax

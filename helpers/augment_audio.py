@@ -1,0 +1,210 @@
+"""Waveform augmentation with ``audiomentations``: other renderings of each training clip.
+
+A model trained on one sample library learns that library's pitch grid, tuning, EQ and room.
+Changing those in the *waveform* (before the features) shows it the same instrument through
+other recording chains. :class:`WaveformAugment` draws, per copy of a clip, a random chain of
+
+- a speed change of up to ± ``pitch_semitones`` (pitch and tempo together, by resampling: what a
+  sampler does when it plays a sample above or below its root key, and about twenty times
+  cheaper than a phase-vocoder pitch shift), as if another sample had been played;
+- a seven-band parametric EQ of up to ± ``eq_db`` per band, and (with ``bandlimit_p``) a low-,
+  high- or band-pass filter: another microphone or another sample's colour;
+- (with ``room_p``) a synthetic room with RT60 in ``rt60`` (:func:`helpers.perturb.add_reverb`);
+- coloured background noise at ``noise_snr_db`` and a level drift of up to ``level_drift_db``
+  (a gain change alone would do nothing: the log-mel features are relative to each clip's peak).
+
+Copies are rendered ONCE per clip and cached (keyed by the clip, the features and these
+settings), not re-rendered every epoch; each copy is cut into windows at exactly the frames the
+original kept (:func:`helpers.features.kept_starts`), so every training window has
+``copies + 1`` aligned versions and an epoch draws one of them per window
+(:class:`helpers.training.Versions`). An epoch costs what it cost without augmentation.
+Only training clips are ever augmented. Used in: notebooks/04_cutmix.ipynb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from helpers.features import FeatureConfig
+
+AUGMENT_VERSION = 1  # bump when the rendering changes what it writes
+_CHUNK = 24  # clips per job when rendering in worker processes
+
+
+@dataclass(frozen=True)
+class WaveformAugment:
+    """How many augmented copies of each training clip, and the ranges of each transform."""
+
+    copies: int = 2
+    pitch_semitones: float = 1.0
+    eq_db: float = 9.0
+    bandlimit_p: float = 0.3
+    room_p: float = 0.5
+    rt60: tuple[float, float] = (0.2, 1.5)
+    noise_snr_db: tuple[float, float] = (15.0, 45.0)
+    level_drift_db: float = 6.0
+    seed: int = 0
+
+    name: ClassVar[str] = "waveform"
+
+    def __post_init__(self) -> None:
+        if self.copies < 1:
+            raise ValueError(f"copies must be >= 1, got {self.copies}")
+        if not 0 <= self.bandlimit_p <= 1 or not 0 <= self.room_p <= 1:
+            raise ValueError("bandlimit_p and room_p are probabilities in [0, 1]")
+
+    def pipeline(self):
+        """The ``audiomentations.Compose`` chain (randomness from ``random`` and ``np.random``)."""
+        import audiomentations as am
+        import soxr
+
+        from helpers.perturb import add_reverb
+
+        def varispeed(samples, sample_rate):
+            # pitch and tempo together, as a sampler plays a sample above or below its root key
+            factor = 2 ** (np.random.uniform(-self.pitch_semitones, self.pitch_semitones) / 12)
+            return soxr.resample(samples, sample_rate * factor, sample_rate, quality="HQ")
+
+        def room(samples, sample_rate):
+            rt60 = np.random.uniform(*self.rt60)
+            return add_reverb(samples, sample_rate, rt60, seed=int(np.random.randint(2**31)),
+                              drr_db=float(np.random.uniform(-3, 12)))
+
+        return am.Compose([
+            am.Lambda(varispeed, p=1.0),
+            am.SevenBandParametricEQ(-self.eq_db, self.eq_db, p=1.0),
+            am.OneOf([am.LowPassFilter(2000, 8000), am.HighPassFilter(80, 600),
+                      am.BandPassFilter(500, 3000)], p=self.bandlimit_p),
+            am.Lambda(room, p=self.room_p),
+            am.AddColorNoise(*self.noise_snr_db, p=1.0),
+            am.GainTransition(-self.level_drift_db, self.level_drift_db, p=0.5),
+        ])
+
+    def render(self, y: np.ndarray, sample_rate: int, clip_id: str, copy: int) -> np.ndarray:
+        """Copy number ``copy`` of one waveform: same length, reproducible for (seed, clip, copy)."""
+        import random
+
+        draw = hashlib.blake2b(f"{self.seed}:{clip_id}:{copy}".encode(), digest_size=8).digest()
+        state = int.from_bytes(draw, "little") % 2**32
+        random.seed(state)
+        np.random.seed(state)
+        out = _pipeline(self)(samples=np.asarray(y, np.float32), sample_rate=sample_rate)
+        out = np.nan_to_num(np.asarray(out, np.float32)[: len(y)])
+        return np.pad(out, (0, len(y) - len(out))) if len(out) < len(y) else out
+
+    def build(self, prepared, seed: int = 0):
+        """The training windows of ``prepared`` with their augmented copies, standardised with
+        ``prepared``'s statistics: :class:`helpers.training.Versions` (version 0 = original)."""
+        from helpers.features import standardize
+        from helpers.training import Versions
+
+        fs = prepared.splits["train"]
+        copies = augmented_windows(fs.clips, prepared.feature_config, self)
+        X = np.concatenate([copies[f] for f in fs.clips["fname"]], axis=1)
+        if X.shape[1] != len(fs.X):
+            raise RuntimeError(f"augmented copies hold {X.shape[1]} windows, the training split "
+                               f"{len(fs.X)}: the features changed since they were cached?")
+        X = np.stack([standardize(x, prepared.mean, prepared.std) for x in X])
+        y = np.eye(len(prepared.classes), dtype=np.float32)[fs.window_labels(prepared.classes)]
+        X_all = np.concatenate([fs.X[np.newaxis], X])
+        return Versions(X=X_all, y=np.repeat(y[np.newaxis], len(X_all), axis=0),
+                        name=f"{self.name}:{sorted(asdict(self).items())}")
+
+
+@cache
+def _pipeline(augment: WaveformAugment):
+    """One transform chain per settings and process (building it imports audiomentations)."""
+    return augment.pipeline()
+
+
+def _render_clip(path, fname: str, config: FeatureConfig, augment: WaveformAugment) -> np.ndarray:
+    """``(copies, n_windows, bins, frames, 1)`` raw (unstandardised) windows of one clip."""
+    from helpers.audio import load_audio
+    from helpers.features import clip_features, kept_starts, windows_at
+
+    y = load_audio(path, sample_rate=config.sample_rate, max_seconds=config.max_seconds)
+    starts = kept_starts(y, config)
+    copies = []
+    for k in range(augment.copies):
+        z = augment.render(y, config.sample_rate, fname, k)
+        if not np.any(z):
+            z = y  # a degenerate rendering (should not happen): keep the original
+        copies.append(windows_at(clip_features(z, config), starts, config))
+    return np.stack(copies)
+
+
+def _render_chunk(rows: list[tuple[str, str]], config: FeatureConfig,
+                  augment: WaveformAugment) -> dict[str, np.ndarray]:
+    """Render several clips (one worker job); clips that fail to load are left out."""
+    from helpers.audio import AudioError
+
+    out = {}
+    for fname, path in rows:
+        try:
+            out[fname] = _render_clip(path, fname, config, augment)
+        except AudioError:
+            continue
+    return out
+
+
+def _entry_key(config: FeatureConfig, augment: WaveformAugment) -> str:
+    from helpers.cache import key_for
+
+    return key_for(features=asdict(config), augment=asdict(augment), version=AUGMENT_VERSION)
+
+
+def _clip_key(fname: str, path) -> str:
+    try:
+        st = os.stat(path)
+        return f"{fname}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        return f"{fname}|missing"
+
+
+def augmented_windows(clips: pd.DataFrame, config: FeatureConfig, augment: WaveformAugment,
+                      executor=None, progress: bool = True) -> dict[str, np.ndarray]:
+    """Raw windows of every augmented copy of every clip: ``fname -> (copies, n, bins, frames, 1)``.
+
+    One cache entry per (features, augmentation settings) holds every clip rendered so far, each
+    under its name, size and modification time; missing clips are rendered (in worker processes,
+    see :mod:`helpers.parallel`) and the entry is rewritten atomically. Clips that cannot be read
+    are skipped with one warning.
+    """
+    from concurrent.futures import as_completed
+
+    from tqdm.auto import tqdm
+
+    from helpers import cache as feature_cache
+    from helpers.parallel import get_executor
+
+    key = _entry_key(config, augment)
+    stored = feature_cache.load(key, prefix="waveaug") or {}
+    wanted = {_clip_key(f, p): (f, p) for f, p in clips[["fname", "path"]].itertuples(index=False)}
+    todo = [(f, str(p)) for k, (f, p) in wanted.items() if k not in stored]
+    if todo:
+        executor = executor or get_executor()
+        chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+        futures = [executor.submit(_render_chunk, chunk, config, augment) for chunk in chunks]
+        rendered: dict[str, np.ndarray] = {}
+        with tqdm(total=len(todo), desc=f"waveform augmentation ({augment.copies} copies)",
+                  unit="clip", disable=not progress) as bar:
+            for future in as_completed(futures):
+                part = future.result()
+                rendered.update(part)
+                bar.update(len(part))
+        paths = dict(todo)
+        stored.update({_clip_key(f, paths[f]): w for f, w in rendered.items()})
+        failed = [f for f, _ in todo if f not in rendered]
+        if failed:
+            warnings.warn(f"waveform augmentation skipped {len(failed)} clip(s) that could not be "
+                          f"read, e.g. {failed[:3]}", stacklevel=2)
+        feature_cache.save(key, stored, prefix="waveaug")
+    return {f: stored[k] for k, (f, _) in wanted.items() if k in stored}
