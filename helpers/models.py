@@ -95,6 +95,39 @@ LOGMEL_CNN = CNNConfig(
 )
 
 
+def describe_cnn(config: CNNConfig, input_shape: tuple[int, int, int] | None = None,
+                 n_classes: int | None = None) -> str:
+    """One paragraph describing the network of ``config`` (with both shapes: its weight count).
+
+    Notebooks print this instead of describing a model by hand, so the prose always matches
+    the configuration that trains. Used in: notebooks 03, 05, 08.
+    """
+    blocks = [f"{f} filters {k}x{k}" for f, k in zip(config.conv_filters, config.kernel_sizes)]
+    parts = []
+    if blocks:
+        per_block = "Conv2D (ReLU)" + (" + batch normalisation" if config.batch_norm else "")
+        parts.append(f"{len(blocks)} conv block(s) ({'; '.join(blocks)}), each {per_block} "
+                     "+ 2x2 max pooling")
+        parts.append("global average pooling over time and frequency" if config.global_pool
+                     else "Flatten (the dense layers keep where in time and frequency a feature is)")
+    else:
+        parts.append("no conv block: the window is flattened")
+    if config.dense_units:
+        parts.append(f"{len(config.dense_units)} hidden dense layer(s) of "
+                     f"{'/'.join(map(str, config.dense_units))} units (ReLU)")
+    else:
+        parts.append("no hidden dense layer")
+    parts.append(f"dropout {config.dropout:g} after every block and dense layer" if config.dropout
+                 else "no dropout")
+    parts.append("a softmax output layer")
+    text = "; ".join(parts) + f". Adam, learning rate {config.learning_rate:g}."
+    if input_shape is not None and n_classes is not None:
+        size = count_params(build_cnn(input_shape, n_classes, config))
+        text += (f" {size:,} weights for {input_shape[0]} x {input_shape[1]} windows and "
+                 f"{n_classes} classes.")
+    return text
+
+
 def _pool_size(height: int, width: int) -> tuple[int, int]:
     """2x2 max pooling, but never shrink a dimension below 1 (tiny inputs in the ablation)."""
     return (2 if height >= 2 else 1, 2 if width >= 2 else 1)

@@ -67,6 +67,7 @@ class Runs:
     ``probs[(model, direction, seed, split)]`` holds the clip probabilities ``(n_clips,
     n_classes)``, ``clips[(model, direction, split)]`` the clip names in the same order and
     ``labels[(model, direction, split)]`` their true class indices; ``classes`` names them.
+    ``histories[(model, direction, seed)]`` keeps a CNN's loss and accuracy per epoch.
     """
 
     table: pd.DataFrame
@@ -74,6 +75,7 @@ class Runs:
     clips: dict = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
+    histories: dict = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -84,15 +86,16 @@ class Runs:
             raise ValueError("cannot combine runs over different class lists")
         return Runs(pd.concat([self.table, other.table], ignore_index=True),
                     {**self.probs, **other.probs}, {**self.clips, **other.clips},
-                    {**self.labels, **other.labels}, list(self.classes or other.classes))
+                    {**self.labels, **other.labels}, list(self.classes or other.classes),
+                    {**self.histories, **other.histories})
 
     def select(self, models: Iterable[str]) -> Runs:
         """The runs of ``models`` only."""
         keep = set(models)
         return Runs(self.table[self.table["model"].isin(keep)].reset_index(drop=True),
-                    {k: v for k, v in self.probs.items() if k[0] in keep},
-                    {k: v for k, v in self.clips.items() if k[0] in keep},
-                    {k: v for k, v in self.labels.items() if k[0] in keep}, self.classes)
+                    *({k: v for k, v in d.items() if k[0] in keep}
+                      for d in (self.probs, self.clips, self.labels)), self.classes,
+                    {k: v for k, v in self.histories.items() if k[0] in keep})
 
     def rename(self, old: str, new: str) -> Runs:
         """The same runs with model ``old`` called ``new`` (e.g. to reuse a chapter's runs)."""
@@ -100,9 +103,9 @@ class Runs:
             return (new, *k[1:]) if k[0] == old else k
 
         table = self.table.assign(model=self.table["model"].replace({old: new}))
-        return Runs(table, {key(k): v for k, v in self.probs.items()},
-                    {key(k): v for k, v in self.clips.items()},
-                    {key(k): v for k, v in self.labels.items()}, self.classes)
+        return Runs(table, *({key(k): v for k, v in d.items()}
+                             for d in (self.probs, self.clips, self.labels)), self.classes,
+                    {key(k): v for k, v in self.histories.items()})
 
 
 class PreparedCache:
@@ -173,6 +176,7 @@ def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Seq
                "params": outcome.params, "cached": result.cached}
         labels = {s: prepared.clip_y(s) for s in outcome.probs}
         rows += _rows(recipe.name, direction.name, seed, labels, outcome.probs, run)
+        runs.histories[(recipe.name, direction.name, seed)] = result.history
         for s, p in outcome.probs.items():
             runs.probs[(recipe.name, direction.name, seed, s)] = p
             runs.clips[(recipe.name, direction.name, s)] = prepared.splits[s].clips["fname"].to_numpy()
