@@ -2,8 +2,11 @@
 
 ``python -m helpers chain --profile full|smoke [--from NN]`` is what ``make run`` and the
 tests use. Each notebook's ``parameters`` cell holds the FULL profile as defaults (what a
-student gets in JupyterLab); a profile overrides only what it names, and each notebook
-receives only the parameters it declares. Executed copies go to ``executed/`` (git-ignored).
+student gets in JupyterLab) and ``profile = "full"``; the cell after it calls
+:func:`apply_profile`, so the smoke values live in ONE place (:data:`PROFILES`) and mean the
+same whether the chain injects ``profile = "smoke"`` or a student types it in JupyterLab.
+The chain passes only ``profile`` (and ``dataset``/``subset`` overrides) to the notebooks
+that declare them. Executed copies go to ``executed/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -47,12 +50,35 @@ def chain_notebooks(start: str | None = None) -> list[Path]:
 
 
 def notebook_parameters(path: Path, profile: str, overrides: dict | None = None) -> dict:
-    """The profile's values (plus ``overrides``, e.g. dataset/subset) that ``path`` declares."""
+    """``profile`` plus ``overrides`` (e.g. dataset/subset), limited to what ``path`` declares.
+
+    The profile's own values are applied inside the notebook by :func:`apply_profile`.
+    """
     import papermill as pm
 
     declared = pm.inspect_notebook(str(path))
-    values = {"profile": profile, **PROFILES[profile], **(overrides or {})}
+    values = {"profile": profile, **(overrides or {})}
     return {k: v for k, v in values.items() if k in declared}
+
+
+def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> dict:
+    """Set the knobs of ``profile`` that ``namespace`` (a notebook's ``globals()``) defines.
+
+    Every notebook calls it right after its ``parameters`` cell. ``"full"`` changes nothing (the
+    parameters cell holds the full values); ``"smoke"`` shrinks epochs, seeds, trials, ... to the
+    values in :data:`PROFILES`. Returns ``{knob: (old, new)}`` for what changed, and prints it.
+    Used in: every notebook.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    changed = {k: (namespace[k], v) for k, v in PROFILES[profile].items()
+               if k in namespace and namespace[k] != v}
+    for knob, (_, new) in changed.items():
+        namespace[knob] = new
+    if changed and not quiet:
+        print(f"{profile} profile: " + ", ".join(f"{k} {old!r} -> {new!r}"
+                                                  for k, (old, new) in changed.items()))
+    return changed
 
 
 def run_notebook(path: Path, profile: str, progress: bool = True,

@@ -2,7 +2,11 @@
 
 Numbers are written by the code that measured them, never retyped; the README's results table
 is generated from this file (``python -m helpers report``). Writes are atomic.
-Used in: notebooks 03-08 (record), README generation (read).
+
+Keys are stable names (``"03/logmel-cnn"``, ``"10/shipped"``), never values of a run, and a
+notebook starts with :func:`begin`, which drops everything it recorded before: rerunning a
+notebook replaces its own entries instead of piling new keys beside stale ones.
+Used in: notebooks 03-10 (begin, record), README generation (read).
 """
 
 from __future__ import annotations
@@ -42,14 +46,7 @@ def load_summary() -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def record(section: str, key: str, values: dict) -> Path:
-    """Store ``values`` under ``summary[section][key]`` (replacing an older entry) atomically.
-
-    Sections used: ``models`` (one entry per model variant on the test split, with accuracy,
-    macro_f1, map_at_3 and more), ``pruning``, ``tuning``, ``timings``, ...
-    """
-    summary = load_summary()
-    summary.setdefault(section, {})[key] = _plain(values)
+def _write(summary: dict) -> Path:
     path = summary_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary.", suffix=".tmp")
@@ -58,3 +55,48 @@ def record(section: str, key: str, values: dict) -> Path:
         fh.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def begin(notebook: str) -> int:
+    """Drop every entry whose ``notebook`` is ``notebook`` (call it at a notebook's start).
+
+    Returns how many entries were dropped. Used in: notebooks 03-10.
+    """
+    summary = load_summary()
+    dropped = 0
+    for entries in summary.values():
+        if isinstance(entries, dict):
+            stale = [k for k, v in entries.items() if isinstance(v, dict) and v.get("notebook") == notebook]
+            for key in stale:
+                del entries[key]
+            dropped += len(stale)
+    if dropped:
+        _write(summary)
+    return dropped
+
+
+def model_entry(name: str, summary_row, notebook: str, dataset: str, **extra) -> dict:
+    """A ``models`` entry from a row of :func:`helpers.protocol.summarise`: in-library and
+    cross-library test scores (mean and std over seeds), cross-library validation, size."""
+    def block(split: str) -> dict:
+        return {f"{m}{suffix}": summary_row.get(f"{split}_{m}{suffix}")
+                for m in ("accuracy", "macro_f1", "map_at_3") for suffix in ("", "_std")}
+
+    return {"name": name, "notebook": notebook, "dataset": dataset,
+            "seeds": int(summary_row.get("seeds", 1)),
+            "in_library": block("test"), "cross_library": block("cross_test"),
+            "cross_val": block("cross_val"), "params": summary_row.get("params"),
+            "converged": summary_row.get("converged"), **extra}
+
+
+def record(section: str, key: str, values: dict) -> Path:
+    """Store ``values`` under ``summary[section][key]`` (replacing an older entry) atomically.
+
+    Sections used: ``models`` (one entry per model variant on the test split, with accuracy,
+    macro_f1, map_at_3 and more), ``pruning``, ``tuning``, ``timings``, ...
+    """
+    if "notebook" not in values:
+        raise ValueError(f"results entry {section}/{key} must name its notebook (begin() relies on it)")
+    summary = load_summary()
+    summary.setdefault(section, {})[key] = _plain(values)
+    return _write(summary)
