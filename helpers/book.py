@@ -208,7 +208,7 @@ def _absolute_links(markdown: str, repo: str) -> str:
 
 def landing_page(chapters: list[Chapter], figures: Path, repo: str | None = None) -> str:
     """``index.md``: the README's report, with this run's results table and key figures."""
-    from helpers.report import key_figures_markdown, results_markdown
+    from helpers.report import chain_time_markdown, key_figures_markdown, results_markdown
     from helpers.results import load_summary
 
     repo = (repo or repository_url()).rstrip("/")
@@ -229,7 +229,8 @@ def landing_page(chapters: list[Chapter], figures: Path, repo: str | None = None
     summary = load_summary()
     parts += ["## Results", "",
               "Every score is on the **test clips**, which no model or choice saw.", "",
-              results_markdown(summary, run=", ".join(profiles)), ""]
+              results_markdown(summary, run=", ".join(profiles), timing=False), "",
+              *[chain_time_markdown(p) for p in profiles], ""]
     parts += ["## The story in figures", "", key_figures_markdown(figures, link_prefix="figures"), ""]
     return "\n".join(parts)
 

@@ -46,9 +46,10 @@ def _fmt(value, std=None, digits: int = 3) -> str:
     return f"{text} ± {std:.{digits}f}" if std is not None else text
 
 
-def results_markdown(summary: dict, run: str = "full") -> str:
+def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> str:
     """A Markdown table of every model variant scored on the test split (``run``: the profile
-    of the chain run that wrote ``summary``)."""
+    of the chain run that wrote ``summary``), then, with ``timing``, the benchmark's timing table
+    or else the chain's own time."""
     models = summary.get("models", {})
     if not models:
         return "_No results yet: run `make run`._"
@@ -69,15 +70,23 @@ def results_markdown(summary: dict, run: str = "full") -> str:
     lines.append(f"Dataset: {', '.join(dataset)}; mean ± standard deviation over seeds where "
                  "a model was trained more than once. Generated from `results/summary.json`, "
                  f"which holds the results of notebook(s) {', '.join(chapters)} of the last {run} run.")
-    timing = timing_markdown()
-    chain = results_dir() / "chain_full.json"
-    if timing:
-        lines += ["", timing]
-    elif chain.is_file():  # no benchmark yet: the chain's own record of its last full run
-        times = json.loads(chain.read_text())
-        per_nb = ", ".join(f"{k} {v:.0f} s" for k, v in times["seconds"].items())
-        lines.append(f"Chain run time (full profile): {times['total_seconds'] / 60:.1f} min ({per_nb}).")
-    return "\n".join(lines)
+    bench = timing_markdown() if timing else ""
+    if bench:
+        lines += ["", bench]
+    elif timing:  # no benchmark yet: the chain's own record of its last full run
+        lines.append(chain_time_markdown("full"))
+    return "\n".join(lines).rstrip()
+
+
+def chain_time_markdown(profile: str) -> str:
+    """One line with the time of the last chain run of ``profile`` (``results/chain_<profile>.json``),
+    or '' if there is none."""
+    chain = results_dir() / f"chain_{profile}.json"
+    if not chain.is_file():
+        return ""
+    times = json.loads(chain.read_text())
+    per_nb = ", ".join(f"{k} {v:.0f} s" for k, v in times["seconds"].items())
+    return f"Chain run time ({profile} profile): {times['total_seconds'] / 60:.1f} min ({per_nb})."
 
 
 def budget_verdict(profile: str, seconds: float) -> str:

@@ -2,8 +2,9 @@
 
 The browser check builds the book from the first smoke run (fixture ``smoke_runs``, shared with
 tests/test_notebooks.py, so the chain is not run again), serves it on 127.0.0.1 and loads every
-page in headless Chromium: no console errors, every image decoded, every audio player ready,
-every internal link resolving, search answering. A screenshot of each page goes to
+page in headless Chromium: no console errors, nothing loaded from outside the site, every
+image decoded, every audio player ready, every internal link resolving, chapter navigation,
+search answering. A screenshot of each page goes to
 ``build/book/screenshots/`` beside the site, with ``browser_check.json`` (what each page showed).
 ``BOOK_TEST_RUN=/path/to/output/root`` checks the book of an earlier run instead (no chain).
 Without Chromium the browser tests skip and say how to install it (under CI they fail).
@@ -98,6 +99,9 @@ def _fake_run(chapters=None, failed: str | None = None) -> None:
     results_dir().mkdir(parents=True)
     (results_dir() / "summary.json").write_text(json.dumps({"models": {"03 log-mel CNN": {
         "accuracy": 0.5, "macro_f1": 0.4, "map_at_3": 0.6, "params": 10, "seeds": 1, "dataset": "demo"}}}))
+    (results_dir() / "chain_smoke.json").write_text(json.dumps({
+        "profile": "smoke", "seconds": {"01_eda": 30.0}, "total_seconds": 30.0}))
+    (results_dir() / "bench_chain_full.json").write_text("{}")  # another run's timing: not shown
 
 
 def test_no_run_says_how_to_make_one():
@@ -151,6 +155,7 @@ def test_landing_page_is_the_readme_report_of_this_run():
     page = landing_page(executed_chapters(), figures_dir(), repo="https://github.com/a/b")
     assert "FSDKaggle2018" in page and "## The two datasets" in page  # from README.md
     assert "| 03 log-mel CNN | 0.500 |" in page and "last smoke run" in page  # this run's table
+    assert "Chain run time (smoke profile): 0.5 min (01_eda 30 s)" in page  # and its time
     assert "(figures/03_model_comparison.png)" in page  # key figures that exist, and only those
     assert "04_robustness" not in page
     assert "](https://github.com/a/b/blob/main/data/README.md)" in page  # no link into the void
@@ -269,6 +274,7 @@ IMAGES_JS = ("return Array.from(document.images).map(i => ({src: i.getAttribute(
 AUDIO_JS = ("return Array.from(document.querySelectorAll('audio')).map(a => ({ready: a.readyState, "
             "duration: a.duration, error: a.error ? a.error.code : null}))")
 LINKS_JS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+RESOURCES_JS = "return performance.getEntriesByType('resource').map(r => r.name)"
 
 
 def _link_problems(links: list[str], base: str, site: Path) -> list[str]:
@@ -303,6 +309,7 @@ def test_page_reads_well_in_a_browser(page, browser, book_site):
     images, audio = driver.execute_script(IMAGES_JS), driver.execute_script(AUDIO_JS)
     problems = _link_problems(driver.execute_script(LINKS_JS), base, book_site)
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    outside = [r for r in driver.execute_script(RESOURCES_JS) if not r.startswith((base + "/", "data:"))]
     shots = book_site.parent / "screenshots"
     shots.mkdir(exist_ok=True)
     driver.save_screenshot(str(shots / f"{page}.png"))
@@ -310,16 +317,23 @@ def test_page_reads_well_in_a_browser(page, browser, book_site):
     links = driver.execute_script(LINKS_JS)
     results[page] = {"console_errors": errors, "images": len(images), "audio": len(audio),
                      "internal_links": len({u for u in links if u.startswith(base + "/")}),
+                     "resources_from_elsewhere": outside,
                      "broken_links": problems, "search_hits": hits if page == "search" else None,
                      "math": driver.execute_script("return document.querySelectorAll('mjx-container').length")}
 
     assert errors == [], errors
+    assert outside == [], f"{page} loads files from outside the site: {outside}"
     assert [i for i in images if not (i["complete"] and i["width"] > 0 and i["height"] > 0)] == []
     assert [a for a in audio if a["ready"] < 1 or a["error"] or not a["duration"] > 0] == []
     assert problems == []
     if page in CHAPTERS:
         assert images, f"{page} shows no figure"
         assert "Run it yourself" in driver.page_source
+        i = CHAPTERS.index(page)
+        nav = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.prev-next-area a')).map(a => a.getAttribute('href'))")
+        assert ("index.html" if i == 0 else f"{CHAPTERS[i - 1]}.html") in nav, nav
+        assert i == len(CHAPTERS) - 1 or f"{CHAPTERS[i + 1]}.html" in nav, nav
     if page == "search":
         assert hits > 0, "search found nothing for 'pruning'"
     if page in CHAPTERS and _has_math(page):
