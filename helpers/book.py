@@ -81,11 +81,9 @@ def launch_links(notebook: str, repo: str | None = None) -> dict[str, str]:
 
 
 def _no_deps() -> str:
-    """The Makefile's ``--no-deps`` packages (pyproject's list), quoted for a shell."""
-    import tomllib
-
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    return " ".join(f'"{req}"' for req in project["tool"]["instrument-classification"]["no-deps"])
+    """The Makefile's ``--no-deps`` packages (pyproject's ``no-deps`` list), quoted for a shell."""
+    block = re.search(r"^no-deps = \[(.*?)\]", (REPO_ROOT / "pyproject.toml").read_text(), re.M | re.S)
+    return " ".join(f'"{req}"' for req in re.findall(r'"([^"]+)"', block.group(1))) if block else ""
 
 
 def launch_note(chapter: Chapter, repo: str | None = None) -> str:
@@ -120,7 +118,8 @@ def launch_note(chapter: Chapter, repo: str | None = None) -> str:
 def executed_chapters(executed: Path | None = None) -> list[Chapter]:
     """The executed notebooks of the last chain run, in chapter order.
 
-    Raises :class:`BookError` (saying how to make a run) if there is none, if a numbered
+    Only notebooks that ``notebooks/`` still has count (an old copy of a renamed chapter does
+    not). Raises :class:`BookError` (saying how to make a run) if there is none, if a numbered
     notebook of ``notebooks/`` has no executed copy, or if a copy stopped at an error.
     """
     import nbformat
@@ -132,6 +131,7 @@ def executed_chapters(executed: Path | None = None) -> list[Chapter]:
                         "run. Run `make run` first (or, for a quick look, `.venv/bin/python -m "
                         "helpers chain --profile smoke`), then `make book`.")
     sources = {p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb")}
+    found = [p for p in found if p.stem in sources or not sources]  # not a renamed chapter's old copy
     missing = sorted(sources - {p.stem for p in found})
     if missing:
         raise BookError(f"{executed} lacks {', '.join(missing)}: the last chain run did not reach "

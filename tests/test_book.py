@@ -123,6 +123,7 @@ def test_a_run_that_stopped_at_an_error_is_refused():
 
 def test_chapters_come_in_order_with_title_and_profile():
     _fake_run()
+    shutil.copy(executed_dir() / f"{CHAPTERS[0]}.ipynb", executed_dir() / "04_old_name.ipynb")
     chapters = executed_chapters()
     assert [c.name for c in chapters] == CHAPTERS
     assert chapters[0].title == f"{CHAPTERS[0][:2]} · Chapter {CHAPTERS[0]}"
@@ -148,6 +149,16 @@ def test_launch_links_come_from_one_setting(monkeypatch):
                                       "main/notebooks/04_cutmix.ipynb")
     assert links["Launch on Binder"].startswith("https://mybinder.org/v2/gh/someone/fork/main?")
     assert links["Source on GitHub"] == "https://github.com/someone/fork/blob/main/notebooks/04_cutmix.ipynb"
+
+
+def test_the_colab_note_installs_what_the_makefile_installs():
+    from helpers.book import Chapter, launch_note
+
+    note = launch_note(Chapter(Path("04_cutmix.ipynb"), "04 · CutMix", "full", ""), "https://github.com/a/b")
+    makefile_no_deps = re.search(r"^NODEPS := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert f"--no-deps {makefile_no_deps}" in note
+    assert "git clone --depth 1 https://github.com/a/b course" in note
+    assert "make run" in note and ".venv/bin/jupyter lab notebooks/04_cutmix.ipynb" in note
 
 
 def test_landing_page_is_the_readme_report_of_this_run():
