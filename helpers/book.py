@@ -31,9 +31,10 @@ from urllib.parse import quote
 
 from helpers.paths import REPO_ROOT, book_dir, executed_dir, figures_dir, notebooks_dir
 
-# The one setting every launch and source link is built from. CI publishes with
-# BOOK_REPOSITORY_URL set to the repository it runs in, which overrides it.
-REPOSITORY_URL = "https://github.com/instrument-classification/instrument-classification"
+# The one setting every launch and source link is built from: the public GitHub repository of
+# the course (OWNER is a placeholder until it has one). The GitHub workflow sets
+# BOOK_REPOSITORY_URL to the repository it runs in, which overrides it.
+REPOSITORY_URL = "https://github.com/OWNER/instrument-classification"
 BRANCH = "main"
 TITLE = "Musical-instrument classification"
 # README sections (## headings) that the landing page shows, in this order.
