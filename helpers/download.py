@@ -134,10 +134,15 @@ class _HashingWriter:
 
 
 def _http_downloader() -> Callable[..., Any]:
-    """pooch's HTTP downloader with a tqdm progress bar (tests replace this)."""
+    """pooch's HTTP downloader with a progress bar (tests replace this)."""
     import pooch
 
-    return pooch.HTTPDownloader(progressbar=True)
+    from helpers.progress import progress
+
+    # pooch sets the real total once it knows the size; the short delay keeps the placeholder
+    # total of 1 from being drawn.
+    return pooch.HTTPDownloader(progressbar=progress(total=1, unit="B", unit_scale=True,
+                                                     unit_divisor=1024, delay=0.5))
 
 
 class _CheckedDownload:

@@ -265,12 +265,12 @@ def extract_features(clips: pd.DataFrame, config: FeatureConfig, use_cache: bool
 
 def _extract(clips: pd.DataFrame, config: FeatureConfig, progress: bool) -> dict[str, np.ndarray]:
     """Compute windows for every clip, skipping (and recording) the unusable ones."""
-    from tqdm.auto import tqdm
+    from helpers.progress import progress as progress_bar
 
     windows, ids, bad_f, bad_r = [], [], [], []
     rows = clips[["fname", "path"]].itertuples(index=False)
-    for fname, path in tqdm(rows, total=len(clips), desc=f"{config.kind} features",
-                            disable=not progress, unit="clip"):
+    for fname, path in progress_bar(rows, total=len(clips), desc=f"{config.kind} features",
+                                    disable=not progress, unit="clip"):
         try:
             w = file_windows(path, config)
         except AudioError as exc:

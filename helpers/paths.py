@@ -46,5 +46,10 @@ def executed_dir() -> Path:
     return output_dir() / "executed"
 
 
+def book_dir() -> Path:
+    """The web book: generated sources and the HTML site (``python -m helpers book``)."""
+    return output_dir() / "build" / "book"
+
+
 def notebooks_dir() -> Path:
     return REPO_ROOT / "notebooks"

@@ -163,18 +163,17 @@ def perturbed_split(prepared: Prepared, perturbation: Perturbation, split: str =
     number of windows per clip can change (silent-window dropping sees the added noise).
     Score it with :func:`helpers.experiment.score`. Used in: notebooks/04_cutmix.ipynb.
     """
-    from tqdm.auto import tqdm
-
     from helpers.audio import load_audio
     from helpers.features import clip_windows, standardize
+    from helpers.progress import progress as progress_bar
 
     config = prepared.feature_config
     fs = prepared.splits[split]
     windows, ids = [], []
     rows = fs.clips[["fname", "path"]].itertuples(index=False)
     with _one_blas_thread():
-        for fname, path in tqdm(rows, total=len(fs.clips), disable=not progress, unit="clip",
-                                desc=perturbation.label):
+        for fname, path in progress_bar(rows, total=len(fs.clips), disable=not progress, unit="clip",
+                                        desc=perturbation.label):
             y = load_audio(path, sample_rate=config.sample_rate, max_seconds=config.max_seconds)
             w = clip_windows(perturbation.apply(y, config.sample_rate, str(fname)), config)
             windows.append(w)

@@ -116,9 +116,8 @@ def top_k(probs: np.ndarray, classes, k: int = 3) -> list:
 def predict_paths(paths: list[str | Path], model: Path | None = None,
                   out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Predict every audio file under ``paths``; returns the exit status (1 if any file failed)."""
-    from tqdm.auto import tqdm
-
     from helpers.audio import AudioError, find_audio_files
+    from helpers.progress import progress
 
     files = find_audio_files(paths)
     missing = [p for p in map(Path, paths) if not p.exists()]
@@ -132,7 +131,7 @@ def predict_paths(paths: list[str | Path], model: Path | None = None,
     predictor = load_predictor(model)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
-    for f in tqdm(files, desc="predict", unit="file", disable=len(files) < 20, file=err):
+    for f in progress(files, desc="predict", unit="file", disable=len(files) < 20, file=err):
         try:
             probs = predictor.predict_file(f)
         except AudioError as exc:

@@ -597,9 +597,9 @@ def sweep(model, prepared, sparsities: Sequence[float], config: PruneConfig, see
     models = {}
     targets = list(sparsities)
     if progress:
-        from tqdm.auto import tqdm
+        from helpers.progress import progress as progress_bar
 
-        targets = tqdm(targets, desc="pruning sweep")
+        targets = progress_bar(targets, desc="pruning sweep")
     for target in targets:
         pruned, info = prune_model(model, X_train, y_train, X_val, y_val, len(prepared.classes),
                                    replace(config, target_sparsity=float(target)), seed=seed)

@@ -1,8 +1,10 @@
 """The README as the report: its results table and figure gallery are generated, never typed.
 
 ``python -m helpers report`` (run by ``make run`` after the chain) rewrites the parts of
-README.md between ``<!-- results:start -->`` / ``<!-- results:end -->`` and
+README.md between ``<!-- results:start -->`` / ``<!-- results:end -->``,
+``<!-- figures:start -->`` / ``<!-- figures:end -->`` (the key figures, inline) and
 ``<!-- gallery:start -->`` / ``<!-- gallery:end -->`` from ``results/summary.json`` and ``figures/``.
+The web book (:mod:`helpers.book`) builds its landing page from the same generators.
 """
 
 from __future__ import annotations
@@ -16,7 +18,25 @@ from helpers.results import load_summary
 
 BUDGET_MINUTES = {"full": 20, "smoke": 5}  # the chain's time budget per profile (issue 6)
 MARKERS = {"results": ("<!-- results:start -->", "<!-- results:end -->"),
+           "figures": ("<!-- figures:start -->", "<!-- figures:end -->"),
            "gallery": ("<!-- gallery:start -->", "<!-- gallery:end -->")}
+
+# The figures that tell the story, shown inline in the README and on the book's landing page,
+# in reading order, each with its one-line caption (no numbers: those are in the figures).
+KEY_FIGURES: tuple[tuple[str, str], ...] = (
+    ("03_model_comparison", "Notebook 03: the two CNNs against eight classical classifiers, "
+                            "scored on the same test clips."),
+    ("04_augmentation_comparison", "Notebook 04: the log-mel CNN trained with no augmentation, "
+                                   "SpecAugment, mixup or CutMix; validation MAP@3 makes the choice."),
+    ("04_robustness", "Notebook 04: the same models on perturbed test audio (noise, reverberation, "
+                      "gain)."),
+    ("06_sparsity_sweep", "Notebook 06: what magnitude pruning costs as the share of zero weights "
+                          "grows; validation chooses the sparsity, test only reports."),
+    ("07_cam_logmel_examples", "Notebook 07: Grad-CAM maps, where in time and frequency the CNN "
+                               "looks, for right and wrong predictions."),
+    ("08_ablation_bars", "Notebook 08: the ablation: fewer conv or dense layers, MFCC or log-mel "
+                         "input, with or without CutMix."),
+)
 
 
 def _fmt(value, std=None, digits: int = 3) -> str:
@@ -26,8 +46,10 @@ def _fmt(value, std=None, digits: int = 3) -> str:
     return f"{text} ± {std:.{digits}f}" if std is not None else text
 
 
-def results_markdown(summary: dict) -> str:
-    """A Markdown table of every model variant scored on the test split."""
+def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> str:
+    """A Markdown table of every model variant scored on the test split (``run``: the profile
+    of the chain run that wrote ``summary``), then, with ``timing``, the benchmark's timing table
+    or else the chain's own time."""
     models = summary.get("models", {})
     if not models:
         return "_No results yet: run `make run`._"
@@ -47,16 +69,24 @@ def results_markdown(summary: dict) -> str:
     lines.append("")
     lines.append(f"Dataset: {', '.join(dataset)}; mean ± standard deviation over seeds where "
                  "a model was trained more than once. Generated from `results/summary.json`, "
-                 f"which holds the results of notebook(s) {', '.join(chapters)} of the last full run.")
-    timing = timing_markdown()
-    chain = results_dir() / "chain_full.json"
-    if timing:
-        lines += ["", timing]
-    elif chain.is_file():  # no benchmark yet: the chain's own record of its last full run
-        times = json.loads(chain.read_text())
-        per_nb = ", ".join(f"{k} {v:.0f} s" for k, v in times["seconds"].items())
-        lines.append(f"Chain run time (full profile): {times['total_seconds'] / 60:.1f} min ({per_nb}).")
-    return "\n".join(lines)
+                 f"which holds the results of notebook(s) {', '.join(chapters)} of the last {run} run.")
+    bench = timing_markdown() if timing else ""
+    if bench:
+        lines += ["", bench]
+    elif timing:  # no benchmark yet: the chain's own record of its last full run
+        lines.append(chain_time_markdown("full"))
+    return "\n".join(lines).rstrip()
+
+
+def chain_time_markdown(profile: str) -> str:
+    """One line with the time of the last chain run of ``profile`` (``results/chain_<profile>.json``),
+    or '' if there is none."""
+    chain = results_dir() / f"chain_{profile}.json"
+    if not chain.is_file():
+        return ""
+    times = json.loads(chain.read_text())
+    per_nb = ", ".join(f"{k} {v:.0f} s" for k, v in times["seconds"].items())
+    return f"Chain run time ({profile} profile): {times['total_seconds'] / 60:.1f} min ({per_nb})."
 
 
 def budget_verdict(profile: str, seconds: float) -> str:
@@ -117,6 +147,20 @@ def gallery_markdown(folder: Path | None = None) -> str:
     return "\n".join(lines).strip()
 
 
+def key_figures_markdown(folder: Path | None = None, link_prefix: str | None = None) -> str:
+    """The :data:`KEY_FIGURES` found in ``folder`` (default ``figures/``) as inline images with
+    their captions; missing ones are left out. Links are ``<link_prefix>/<name>.png``
+    (default: the folder relative to the repository, as the README needs)."""
+    folder = folder or figures_dir()
+    if link_prefix is None:
+        link_prefix = str(folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder)
+    shown = [(name, caption) for name, caption in KEY_FIGURES if (folder / f"{name}.png").is_file()]
+    if not shown:
+        return "_No figures yet: run `make run`._"
+    return "\n\n".join(f"![{caption}]({link_prefix}/{name}.png)\n*{caption}*"
+                        for name, caption in shown)
+
+
 def replace_between(text: str, key: str, body: str) -> str:
     """Replace what stands between the two markers of ``key`` (they must exist)."""
     start, end = MARKERS[key]
@@ -127,10 +171,11 @@ def replace_between(text: str, key: str, body: str) -> str:
 
 
 def write_readme(readme: Path | None = None) -> Path:
-    """Regenerate the results table and the gallery in README.md."""
+    """Regenerate the results table, the key figures and the gallery in README.md."""
     readme = readme or REPO_ROOT / "README.md"
     text = readme.read_text()
     text = replace_between(text, "results", results_markdown(load_summary()))
+    text = replace_between(text, "figures", key_figures_markdown())
     text = replace_between(text, "gallery", gallery_markdown())
     readme.write_text(text)
     return readme

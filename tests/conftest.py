@@ -1,10 +1,41 @@
-"""Shared fixtures: small generated audio, and outputs kept out of the repository."""
+"""Shared fixtures: small generated audio, outputs kept out of the repository, and the smoke
+runs of the notebook chain (once per session: tests/test_notebooks.py and tests/test_book.py
+both read them)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAIN_TIMEOUT = 1500  # seconds; the smoke chain takes a few minutes
+
+
+def _run_chain(out: Path) -> None:
+    # Each run gets its own empty cache, so the second run trains everything again rather than
+    # loading the first run's cached trainings: the reproducibility check compares two trainings.
+    env = {**os.environ, "HELPERS_OUTPUT_DIR": str(out), "HELPERS_CACHE_DIR": str(out / "cache")}
+    done = subprocess.run([sys.executable, "-m", "helpers", "chain", "--profile", "smoke", "--quiet"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=CHAIN_TIMEOUT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """Two independent smoke runs of the whole chain, each from an empty cache (output roots)."""
+    if not (ROOT / "data" / "demo" / ".complete").exists() and "HELPERS_DATA_DIR" not in os.environ:
+        pytest.fail("the demo dataset is missing: run `make test` (it builds data/demo first)")
+    keep = os.environ.get("SMOKE_OUTPUT_DIR")  # CI keeps the outputs as artifacts
+    runs = [Path(keep) / f"smoke{i}" if keep else tmp_path_factory.mktemp(f"smoke{i}") for i in (1, 2)]
+    for out in runs:
+        _run_chain(out)
+    return runs
 
 
 @pytest.fixture(autouse=True)

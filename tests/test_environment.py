@@ -55,3 +55,28 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
+
+
+def test_ci_installs_the_browser_for_the_book_check():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install" in ci and "chromium chromium-driver" in ci
+    assert ci.index("chromium-driver") < ci.index("make test")
+
+
+def _steps(job: dict) -> list[str]:
+    return [step.get("run", "") + step.get("uses", "") for step in job["steps"]]
+
+
+def test_workflow_tests_builds_the_book_and_publishes_it_from_the_default_branch():
+    workflows = {p.name: yaml.safe_load(p.read_text()) for p in (ROOT / ".github" / "workflows").glob("*.yml")}
+    jobs = workflows["ci.yml"]["jobs"]
+    assert "make test" in _steps(jobs["test"]) and "make book" in _steps(jobs["test"])
+    uploads = [s["with"]["path"] for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert any("build/book/html" in path for path in uploads)
+    book = jobs["book"]
+    assert "default_branch" in book["if"] and book["needs"] == "test"
+    assert _steps(book)[-3:] == ["make run", "make book", "actions/upload-pages-artifact@v3"]
+    assert book["steps"][-1]["with"]["path"] == "build/book/html"
+    deploy = jobs["deploy"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["environment"]["name"] == "github-pages" and "deploy-pages" in _steps(deploy)[0]

@@ -1,15 +1,14 @@
 """The notebook chain: stripped sources, and a smoke run whose recorded metrics we check.
 
-The smoke run executes every numbered notebook with papermill and the smoke profile (tiny
-parameters) into a temporary output folder, twice and each from an empty cache, so we can
-assert reproducibility too.
+The smoke run (fixture ``smoke_runs`` in conftest.py, shared with tests/test_book.py) executes
+every numbered notebook with papermill and the smoke profile (tiny parameters) into a temporary
+output folder, twice and each from an empty cache, so we can assert reproducibility too.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,6 @@ from helpers.chain import PROFILES, chain_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = chain_notebooks()
-CHAIN_TIMEOUT = 1500  # seconds; the smoke chain takes a few minutes
 
 
 def test_there_is_a_numbered_chain():
@@ -47,27 +45,6 @@ def test_every_smoke_knob_is_used_by_some_notebook():
 
     declared = set().union(*(pm.inspect_notebook(str(p)).keys() for p in NOTEBOOKS))
     assert set(PROFILES["smoke"]) <= declared, set(PROFILES["smoke"]) - declared
-
-
-def _run_chain(out: Path) -> None:
-    # Each run gets its own empty cache, so the second run trains everything again rather than
-    # loading the first run's cached trainings: the reproducibility check compares two trainings.
-    env = {**os.environ, "HELPERS_OUTPUT_DIR": str(out), "HELPERS_CACHE_DIR": str(out / "cache")}
-    done = subprocess.run([sys.executable, "-m", "helpers", "chain", "--profile", "smoke", "--quiet"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=CHAIN_TIMEOUT)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    """Two independent smoke runs of the whole chain, each from an empty cache."""
-    if not (ROOT / "data" / "demo" / ".complete").exists() and "HELPERS_DATA_DIR" not in os.environ:
-        pytest.fail("the demo dataset is missing: run `make test` (it builds data/demo first)")
-    keep = os.environ.get("SMOKE_OUTPUT_DIR")  # CI keeps the outputs as artifacts
-    runs = [Path(keep) / f"smoke{i}" if keep else tmp_path_factory.mktemp(f"smoke{i}") for i in (1, 2)]
-    for out in runs:
-        _run_chain(out)
-    return runs
 
 
 def _models(out: Path) -> dict:

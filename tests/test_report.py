@@ -1,14 +1,18 @@
-"""helpers.report: the README's results table, timing table and gallery are generated."""
+"""helpers.report: the README's results table, timing table, key figures and gallery are generated."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from helpers.paths import figures_dir, results_dir
 from helpers.report import (
+    KEY_FIGURES,
     gallery_markdown,
+    key_figures_markdown,
     replace_between,
     results_markdown,
     timing_markdown,
@@ -62,14 +66,44 @@ def test_replace_between_needs_the_markers():
         replace_between(text, "results", "x")
 
 
-def test_write_readme_fills_both_sections(tmp_path):
+def test_write_readme_fills_every_section(tmp_path):
     figures_dir().mkdir(parents=True)
     (figures_dir() / "03_confusion.png").write_bytes(b"png")
+    (figures_dir() / "03_model_comparison.png").write_bytes(b"png")
     (results_dir()).mkdir(parents=True, exist_ok=True)
     (results_dir() / "summary.json").write_text(json.dumps(SUMMARY))
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- results:start -->\n<!-- results:end -->\n<!-- gallery:start -->\n<!-- gallery:end -->\n")
+    readme.write_text("# x\n<!-- results:start -->\n<!-- results:end -->\n<!-- figures:start -->\n"
+                      "<!-- figures:end -->\n<!-- gallery:start -->\n<!-- gallery:end -->\n")
     text = write_readme(readme).read_text()
     assert "| 03 SVM (RBF) | 0.689 |" in text
     assert "**Notebook 03**" in text and "03_confusion" in text
+    figures = text.split("<!-- figures:start -->")[1].split("<!-- figures:end -->")[0]
+    assert f"![{KEY_FIGURES[0][1]}](" in figures and "03_model_comparison.png)" in figures
     assert gallery_markdown(tmp_path / "empty").startswith("_No figures yet")
+
+
+def test_key_figures_skip_missing_files_and_keep_their_order(tmp_path):
+    assert key_figures_markdown(tmp_path).startswith("_No figures yet")
+    names = [name for name, _ in KEY_FIGURES]
+    for name in (names[-1], names[0]):  # written out of order, one missing in between
+        (tmp_path / f"{name}.png").write_bytes(b"png")
+    text = key_figures_markdown(tmp_path, link_prefix="figs")
+    links = re.findall(r"!\[[^\]]+\]\(figs/([^)]+)\.png\)", text)
+    assert links == [names[0], names[-1]]
+    assert f"*{KEY_FIGURES[0][1]}*" in text and KEY_FIGURES[1][1] not in text
+
+
+def test_key_figures_are_four_to_six_committed_figures_with_one_line_captions():
+    committed = Path(__file__).resolve().parents[1] / "figures"
+    assert 4 <= len(KEY_FIGURES) <= 6
+    for name, caption in KEY_FIGURES:
+        assert (committed / f"{name}.png").is_file(), f"{name}: renamed? update KEY_FIGURES"
+        assert "\n" not in caption and caption.endswith(".")
+
+
+def test_the_readme_shows_the_key_figures_inline():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("<!-- figures:start -->")[1].split("<!-- figures:end -->")[0]
+    for name, _ in KEY_FIGURES:
+        assert f"(figures/{name}.png)" in section
