@@ -180,10 +180,9 @@ def augmented_windows(clips: pd.DataFrame, config: FeatureConfig, augment: Wavef
     """
     from concurrent.futures import as_completed
 
-    from tqdm.auto import tqdm
-
     from helpers import cache as feature_cache
     from helpers.parallel import get_executor
+    from helpers.progress import progress as progress_bar
 
     key = _entry_key(config, augment)
     stored = feature_cache.load(key, prefix="waveaug") or {}
@@ -194,7 +193,7 @@ def augmented_windows(clips: pd.DataFrame, config: FeatureConfig, augment: Wavef
         chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
         futures = [executor.submit(_render_chunk, chunk, config, augment) for chunk in chunks]
         rendered: dict[str, np.ndarray] = {}
-        with tqdm(total=len(todo), desc=f"waveform augmentation ({augment.copies} copies)",
+        with progress_bar(total=len(todo), desc=f"waveform augmentation ({augment.copies} copies)",
                   unit="clip", disable=not progress) as bar:
             for future in as_completed(futures):
                 part = future.result()

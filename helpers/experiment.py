@@ -170,9 +170,8 @@ def train_many(jobs, executor=None, progress: bool = True, desc: str = "training
     """
     from concurrent.futures import as_completed
 
-    from tqdm.auto import tqdm
-
     from helpers.parallel import describe, get_executor
+    from helpers.progress import progress as progress_bar
 
     jobs = list(jobs)
     keys = [run_key(job) for job in jobs]
@@ -193,7 +192,7 @@ def train_many(jobs, executor=None, progress: bool = True, desc: str = "training
         from helpers.parallel import run_train_job
 
         futures = {executor.submit(run_train_job, job): key for key, job in todo.items()}
-        with tqdm(total=len(futures), desc=desc, unit="run", disable=not progress) as bar:
+        with progress_bar(total=len(futures), desc=desc, unit="run", disable=not progress) as bar:
             for future in as_completed(futures):
                 key = futures[future]
                 outcome = future.result()
