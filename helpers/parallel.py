@@ -123,10 +123,27 @@ def run_train_job(job: TrainJob) -> TrainOutcome:
 
 
 def _init_worker() -> None:
-    """Runs once in every local worker process: quiet TensorFlow, one thread for BLAS too."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Runs once in every local worker process: one thread for BLAS too, and TensorFlow imported
+    with its C++ start-up notices (oneDNN, CUDA, which ignore ``TF_CPP_MIN_LOG_LEVEL``) kept
+    out of the notebook that started the pool."""
     os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
+    import tempfile
+
     import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as notices:
+        os.dup2(notices.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            notices.seek(0)
+            os.write(2, notices.read())  # the import failed: show what TensorFlow said
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def local_workers() -> int:

@@ -67,7 +67,8 @@ class Runs:
     ``probs[(model, direction, seed, split)]`` holds the clip probabilities ``(n_clips,
     n_classes)``, ``clips[(model, direction, split)]`` the clip names in the same order and
     ``labels[(model, direction, split)]`` their true class indices; ``classes`` names them.
-    ``histories[(model, direction, seed)]`` keeps a CNN's loss and accuracy per epoch.
+    ``histories[(model, direction, seed)]`` keeps a CNN's loss and accuracy per epoch and
+    ``weights[(model, direction, seed)]`` its trained weights (:meth:`network` rebuilds it).
     """
 
     table: pd.DataFrame
@@ -76,6 +77,17 @@ class Runs:
     labels: dict = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
     histories: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)
+    networks: dict = field(default_factory=dict)
+
+    def network(self, model: str, direction: str, seed: int):
+        """The trained ``tf_keras`` network of one CNN run (rebuilt from its weights)."""
+        from helpers.models import build_cnn
+
+        cnn, input_shape = self.networks[model]
+        net = build_cnn(input_shape, len(self.classes), cnn)
+        net.set_weights(self.weights[(model, direction, seed)])
+        return net
 
     @property
     def models(self) -> list[str]:
@@ -87,7 +99,8 @@ class Runs:
         return Runs(pd.concat([self.table, other.table], ignore_index=True),
                     {**self.probs, **other.probs}, {**self.clips, **other.clips},
                     {**self.labels, **other.labels}, list(self.classes or other.classes),
-                    {**self.histories, **other.histories})
+                    {**self.histories, **other.histories}, {**self.weights, **other.weights},
+                    {**self.networks, **other.networks})
 
     def select(self, models: Iterable[str]) -> Runs:
         """The runs of ``models`` only."""
@@ -95,7 +108,9 @@ class Runs:
         return Runs(self.table[self.table["model"].isin(keep)].reset_index(drop=True),
                     *({k: v for k, v in d.items() if k[0] in keep}
                       for d in (self.probs, self.clips, self.labels)), self.classes,
-                    {k: v for k, v in self.histories.items() if k[0] in keep})
+                    *({k: v for k, v in d.items() if k[0] in keep}
+                      for d in (self.histories, self.weights)),
+                    {k: v for k, v in self.networks.items() if k in keep})
 
     def rename(self, old: str, new: str) -> Runs:
         """The same runs with model ``old`` called ``new`` (e.g. to reuse a chapter's runs)."""
@@ -105,7 +120,8 @@ class Runs:
         table = self.table.assign(model=self.table["model"].replace({old: new}))
         return Runs(table, *({key(k): v for k, v in d.items()}
                              for d in (self.probs, self.clips, self.labels)), self.classes,
-                    {key(k): v for k, v in self.histories.items()})
+                    *({key(k): v for k, v in d.items()} for d in (self.histories, self.weights)),
+                    {(new if k == old else k): v for k, v in self.networks.items()})
 
 
 class PreparedCache:
@@ -177,6 +193,8 @@ def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Seq
         labels = {s: prepared.clip_y(s) for s in outcome.probs}
         rows += _rows(recipe.name, direction.name, seed, labels, outcome.probs, run)
         runs.histories[(recipe.name, direction.name, seed)] = result.history
+        runs.weights[(recipe.name, direction.name, seed)] = outcome.weights
+        runs.networks[recipe.name] = (recipe.cnn, prepared.input_shape)
         for s, p in outcome.probs.items():
             runs.probs[(recipe.name, direction.name, seed, s)] = p
             runs.clips[(recipe.name, direction.name, s)] = prepared.splits[s].clips["fname"].to_numpy()
