@@ -126,8 +126,11 @@ def _init_worker() -> None:
     """Runs once in every local worker process: one thread for BLAS too, and TensorFlow imported
     with its C++ start-up notices (oneDNN, CUDA, which ignore ``TF_CPP_MIN_LOG_LEVEL``) kept
     out of the notebook that started the pool."""
-    os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
+    import signal
     import tempfile
+
+    os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C / a stopped kernel: the parent shuts us down
 
     import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
