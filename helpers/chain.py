@@ -30,6 +30,9 @@ PROFILES: dict[str, dict] = {
         "sparsities": [0.0, 0.8],
         "ablation_epochs": 2,
         "n_examples": 2,
+        "cutmix_alphas": [1.0],
+        "cutmix_probs": [1.0],
+        "waveform_copies": 1,
     },
 }
 
@@ -61,13 +64,12 @@ def notebook_parameters(path: Path, profile: str, overrides: dict | None = None)
     return {k: v for k, v in values.items() if k in declared}
 
 
-def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> dict:
+def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> None:
     """Set the knobs of ``profile`` that ``namespace`` (a notebook's ``globals()``) defines.
 
     Every notebook calls it right after its ``parameters`` cell. ``"full"`` changes nothing (the
     parameters cell holds the full values); ``"smoke"`` shrinks epochs, seeds, trials, ... to the
-    values in :data:`PROFILES`. Returns ``{knob: (old, new)}`` for what changed, and prints it.
-    Used in: every notebook.
+    values in :data:`PROFILES`, and prints what it changed. Used in: every notebook.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
@@ -78,7 +80,6 @@ def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> dict:
     if changed and not quiet:
         print(f"{profile} profile: " + ", ".join(f"{k} {old!r} -> {new!r}"
                                                   for k, (old, new) in changed.items()))
-    return changed
 
 
 def run_notebook(path: Path, profile: str, progress: bool = True,

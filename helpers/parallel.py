@@ -147,6 +147,7 @@ def _init_worker() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    tensorflow.get_logger().setLevel("ERROR")  # e.g. retracing notices of predict() on new shapes
 
 
 def local_workers() -> int:

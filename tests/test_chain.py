@@ -3,7 +3,14 @@
 import nbformat
 import pytest
 
-from helpers.chain import PROFILES, ChainError, chain_notebooks, notebook_parameters, run_notebook
+from helpers.chain import (
+    PROFILES,
+    ChainError,
+    apply_profile,
+    chain_notebooks,
+    notebook_parameters,
+    run_notebook,
+)
 
 
 def _notebook(path, *sources, params="profile = 'full'\nepochs = 30\n"):
@@ -18,8 +25,35 @@ def _notebook(path, *sources, params="profile = 'full'\nepochs = 30\n"):
 
 def test_a_notebook_gets_only_the_parameters_it_declares(tmp_path):
     nb = _notebook(tmp_path / "01_x.ipynb")
-    assert notebook_parameters(nb, "smoke") == {"profile": "smoke", "epochs": PROFILES["smoke"]["epochs"]}
+    assert notebook_parameters(nb, "smoke") == {"profile": "smoke"}  # the values: apply_profile
     assert notebook_parameters(nb, "full", {"dataset": "fsdkaggle2018"}) == {"profile": "full"}
+
+
+def test_a_profile_sets_only_the_knobs_a_notebook_defines(capsys):
+    namespace = {"epochs": 30, "seeds": [0, 1, 2], "unrelated": 1}
+    apply_profile("smoke", namespace)
+    assert namespace == {"epochs": PROFILES["smoke"]["epochs"], "seeds": PROFILES["smoke"]["seeds"], "unrelated": 1}
+    assert "epochs 30 -> 3" in capsys.readouterr().out
+    before = dict(namespace)
+    apply_profile("full", namespace)
+    assert namespace == before
+    with pytest.raises(ValueError, match="unknown profile"):
+        apply_profile("fast", namespace)
+
+
+@pytest.mark.parametrize("path", chain_notebooks(), ids=lambda p: p.name)
+def test_profile_typed_by_hand_means_what_the_chain_means(path):
+    """A student who sets profile = "smoke" in the parameters cell gets the same values the
+    chain's smoke run gets: the cell after the parameters applies helpers.chain.PROFILES."""
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(nb.cells[index].source.replace('profile = "full"', 'profile = "smoke"'), namespace)
+    exec(nb.cells[index + 1].source, namespace)
+    for knob, value in PROFILES["smoke"].items():
+        if knob in namespace:
+            assert namespace[knob] == value, (path.name, knob)
+    assert "apply_profile(profile, globals())" in nb.cells[index + 1].source
 
 
 def test_a_failing_cell_is_named(tmp_path, monkeypatch):
