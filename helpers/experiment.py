@@ -220,8 +220,10 @@ def train_cnn(prepared: Prepared, cnn_config, train_config, augment=None, varian
     identical earlier training is loaded from the run cache, ``TrainResult.cached`` then True).
     """
     from helpers.parallel import TrainJob
+    from helpers.splits import SCORED_SPLITS
 
-    job = TrainJob(prepared, cnn_config, train_config, augment, tuple(prepared.splits), variants)
+    splits = tuple(s for s in SCORED_SPLITS if s in prepared.splits)
+    job = TrainJob(prepared, cnn_config, train_config, augment, splits, variants)
     outcome = train_many([job], executor=executor, progress=progress)[0]
     return model_from(outcome, prepared, cnn_config), outcome.result
 

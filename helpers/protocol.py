@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.features import FeatureConfig
+from helpers.splits import SCORED_SPLITS
 
-SCORED_SPLITS: tuple[str, ...] = ("val", "test", "cross_val", "cross_test")
 SPLIT_LABELS: dict[str, str] = {
     "val": "in-library validation", "test": "in-library test",
     "cross_val": "cross-library validation", "cross_test": "cross-library test",

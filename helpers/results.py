@@ -89,7 +89,7 @@ def model_entry(name: str, summary_row, notebook: str, dataset: str, **extra) ->
             "converged": summary_row.get("converged"), **extra}
 
 
-def record(section: str, key: str, values: dict) -> Path:
+def record(section: str, key: str, values: dict) -> None:
     """Store ``values`` under ``summary[section][key]`` (replacing an older entry) atomically.
 
     Sections used: ``models`` (one entry per model variant on the test split, with accuracy,
@@ -99,4 +99,4 @@ def record(section: str, key: str, values: dict) -> Path:
         raise ValueError(f"results entry {section}/{key} must name its notebook (begin() relies on it)")
     summary = load_summary()
     summary.setdefault(section, {})[key] = _plain(values)
-    return _write(summary)
+    _write(summary)

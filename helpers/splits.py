@@ -34,6 +34,7 @@ import pandas as pd
 
 SPLITS = ("train", "val", "test")
 CROSS_SPLITS = ("train", "val", "test", "cross_val", "cross_test")
+SCORED_SPLITS = CROSS_SPLITS[1:]  # what a trained model is scored on (train only trains)
 LIBRARY_COLUMN = "library"
 
 
