@@ -25,11 +25,11 @@ Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+from helpers.files import write_json
 
 if TYPE_CHECKING:  # type hints only: TensorFlow is imported lazily inside functions
     import tensorflow as tf
@@ -434,23 +434,6 @@ class StaticCutMix:
 # --- saving the chosen augmentation ----------------------------------------------------------
 
 
-def _json_safe(value):
-    """A JSON-safe copy: numpy scalars and arrays to Python, NaN and infinities to None."""
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def save_augment_config(config: AugmentConfig, path, extra: dict | None = None) -> Path:
     """Write ``config`` as JSON to ``path`` (atomically); returns the path.
 
@@ -460,21 +443,10 @@ def save_augment_config(config: AugmentConfig, path, extra: dict | None = None) 
     :func:`load_augment_config` reads it back. Used in: notebooks/04_cutmix.ipynb writes
     ``results/best_augmentation.json``, which later chapters load.
     """
-    path = Path(path)
     payload = asdict(config)
     if extra is not None:
-        payload["extra"] = _json_safe(extra)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        payload["extra"] = extra
+    return write_json(Path(path), payload, sort_keys=True)
 
 
 def load_augment_config(path) -> AugmentConfig:

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from helpers.files import atomic_folder, write_json
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
@@ -241,17 +240,6 @@ class Bundle:
     extra: dict = field(default_factory=dict)
 
 
-def _json_default(value: Any) -> Any:
-    """Let ``json.dump`` write numpy scalars/arrays and paths found in ``extra``."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
-
-
 def _tuples(value: Any) -> Any:
     """JSON turns tuples into lists; turn them back so frozen configs compare equal."""
     if isinstance(value, list):
@@ -305,37 +293,11 @@ def save_bundle(
 
     def fill(tmp: Path) -> None:
         _inference_copy(model).save(tmp / MODEL_FILE)
-        with open(tmp / META_FILE, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2, default=_json_default)
+        write_json(tmp / META_FILE, meta)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(normalizer_mean, dtype=np.float32),
                  std=np.asarray(normalizer_std, dtype=np.float32))
 
-    return replace_dir_atomically(directory, fill)
-
-
-def replace_dir_atomically(directory: Path, fill) -> Path:
-    """Write a folder with ``fill(tmp)`` into a temporary sibling, then swap it into place.
-
-    An older ``directory`` is replaced only once the new one is complete; on any error the
-    temporary folder is removed and the old one is left as it was. Returns ``directory``.
-    """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        fill(tmp)
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    return atomic_folder(directory, fill)
 
 
 def load_bundle(directory: Path, config_type: type | None = None) -> Bundle:
