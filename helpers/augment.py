@@ -19,7 +19,8 @@ sequence of epochs.
 :func:`save_augment_config` / :func:`load_augment_config` store a chosen :class:`AugmentConfig`
 as JSON (notebook 04 writes ``results/best_augmentation.json``; later chapters read it).
 
-Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb; helpers/training.py (every augmented
+training) and helpers/ablation.py (notebook 08).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class AugmentConfig:
     unmixed examples; α = 1: λ uniform). ``prob`` is the chance a batch is augmented.
     SpecAugment draws ``freq_masks`` bands of 0..``freq_mask_width`` mel bins and
     ``time_masks`` bands of 0..``time_mask_width`` frames per example.
-    Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+    Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb, helpers/ablation.py (notebook 08).
     """
 
     kind: str = "none"
@@ -256,7 +257,7 @@ def band_cutmix_with_box(x, y, seed, alpha: float = 1.0) -> tuple[tf.Tensor, tf.
 def band_cutmix(x, y, seed, alpha: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
     """Band CutMix on a batch: see :func:`band_cutmix_with_box`. Returns ``(x, y)``.
 
-    Used in: notebooks/04_cutmix.ipynb.
+    Used in: :func:`augment_batch` (``kind="bandcutmix"``, notebook 04).
     """
     x_mixed, y_mixed, _ = band_cutmix_with_box(x, y, seed, alpha)
     return x_mixed, y_mixed
@@ -335,7 +336,7 @@ def augment_batch(x, y, seed, config: AugmentConfig) -> tuple[tf.Tensor, tf.Tens
     """Apply ``config.kind`` to one batch with probability ``config.prob``; ``(x, y)`` out.
 
     ``kind="none"`` and ``prob=0`` return the inputs untouched.
-    Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+    Used in: :func:`augment_dataset`.
     """
     import tensorflow as tf
 
@@ -374,7 +375,7 @@ def augment_dataset(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf
     each time the dataset is iterated: every epoch sees new mixes, and a fresh pipeline built
     with the same ``seed`` replays the same epochs. (Like every seeded TF op, the stream also
     depends on the global seed if one is set with ``tf.random.set_seed``.)
-    Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+    Used in: notebooks/04_cutmix.ipynb, helpers/training.py (every augmented training).
     """
     import tensorflow as tf
 

@@ -13,7 +13,7 @@ Layer-name contract (Grad-CAM, pruning and the ablation rely on it):
 Input: standardised feature windows of shape ``(n_bins, n_frames, 1)`` (mel bands or MFCC
 coefficients x time frames); the model does no normalisation of its own.
 Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_pruning.ipynb,
-07_gradcam.ipynb, 08_ablation.ipynb.
+07_cam.ipynb, 08_ablation.ipynb.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def save_bundle(
     ``.keras`` format without optimizer state (an uncompiled copy), which tf_keras 2.21 saves
     and reloads exactly, also after TF-MOT ``strip_pruning``. The write is atomic: everything goes to a temporary folder next to
     ``directory``, which then replaces any older bundle. Returns ``directory``.
-    Used in: notebooks/04_cutmix.ipynb, 06_pruning.ipynb, 07_gradcam.ipynb.
+    Used in: notebooks/03_baselines.ipynb, 05_tuning.ipynb, 06_pruning.ipynb.
     """
     directory = Path(directory)
     if not dataclasses.is_dataclass(feature_config) or isinstance(feature_config, type):

@@ -152,7 +152,8 @@ NOT_USED: dict[str, str] = {
 def source_table() -> list[dict[str, object]]:
     """The class -> source mapping as rows (class, source, GM program or keys, pitch range).
 
-    Used in: notebooks/01_eda.ipynb, data/README.md.
+    Nothing in the package calls it: it gives the rows of the table in data/README.md, for a
+    reader checking that table against the code.
     """
     rows: list[dict[str, object]] = []
     for label in INSTRUMENT_CLASSES:
