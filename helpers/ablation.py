@@ -38,12 +38,13 @@ METRIC_LABELS: dict[str, str] = {
 # The ablation's base: the seed network's layout (three 3x3 conv blocks, Flatten, three dense
 # layers) at half its width (16/32/64 filters, 128/64/32 units), without dropout and at Adam's
 # rate 2e-3. 54 trainings must fit the chain's time budget on a 2-core CPU, so every variant
-# gets a short budget; the full-width network costs about 2.5x more per epoch, and dropout
-# slows learning. Measured on the demo validation clips (seed 0, MFCC): the
-# seed layout (dropout 0.2, rate 1e-3) reached clip accuracy 0.69 in 10 epochs and was still
-# improving; without dropout at rate 2e-3 it reached 0.73 in 5 of 6 epochs, in under half the
-# time. Early stopping on the validation loss regularises instead. The grid asks which layers
-# matter, and the layout is what it cuts; notebook 03 reports the full seed network itself.
+# gets a short budget: half the filters and units make an epoch several times cheaper, and
+# without dropout, at the higher rate, the network reaches its best validation score within
+# that budget where the seed network's settings (dropout 0.2, rate 1e-3) are still improving.
+# Early stopping on the validation loss regularises instead. The grid asks which layers
+# matter, and the layout is what it cuts. Notebook 03 reports the full seed network ("seed CNN
+# (MFCC)"), notebook 08 this base ("conv3-dense3 mfcc") with its epochs and training time, and
+# benchmarks/bench_chain.py what the chain's budget costs.
 ABLATION_BASE = replace(SEED_CNN, conv_filters=(16, 32, 64), dense_units=(128, 64, 32),
                         dropout=0.0, learning_rate=2e-3)
 

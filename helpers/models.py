@@ -67,8 +67,9 @@ class CNNConfig:
 
 # The seed student project's network on MFCC windows: three 3x3 conv layers (32/64/128 filters,
 # each followed by 2x2 max pooling), Flatten, three hidden dense layers (256/128/64), dropout
-# 0.2 throughout, no batch norm. Most of its ~0.46 M weights sit in the first dense layer
-# (on 20 MFCC x 44 frames: Flatten gives 2 x 5 x 128 = 1280 features).
+# 0.2 throughout, no batch norm. Most of its weights sit in the first dense layer (on 20 MFCC
+# x 44 frames, Flatten gives 2 x 5 x 128 = 1280 features, each wired to 256 units);
+# count_params gives the total, which the README's results table lists.
 SEED_CNN = CNNConfig(
     conv_filters=(32, 64, 128),
     kernel_sizes=(3, 3, 3),
@@ -189,7 +190,8 @@ def classical_models(seed: int) -> dict[str, Any]:
     """The classical baselines for clip-level MFCC summary statistics, keyed by display name.
 
     Each is ``make_pipeline(StandardScaler(), estimator)`` with ``predict_proba``, seeded, and
-    sized to fit in seconds on ~1500 clips x ~120 features on 2 cores.
+    sized (trees, iterations) to fit quickly on one summary vector per clip; notebook 03 prints
+    each one's fitting time.
     Used in: notebooks/03_baselines.ipynb.
     """
     from sklearn.calibration import CalibratedClassifierCV
