@@ -1,15 +1,17 @@
 """Simulated rooms, microphones and background noise, applied to mono waveforms.
 
 One model of the recording chain, shared by the demo set (:func:`simulate_recording` dresses
-every rendered note up as a Freesound upload) and by the test-time perturbations of
-:mod:`helpers.perturb` (notebook 04's robustness check):
+every rendered note up as a Freesound upload), by the test-time perturbations of
+:mod:`helpers.perturb` (notebook 04's robustness check) and by the waveform augmentation of
+:mod:`helpers.augment_audio` (its rooms and its noise):
 
 * **Room**: :func:`room_impulse_response` is a direct impulse followed, after a short
   predelay, by exponentially decaying noise darkened by a first-order low-pass; the tail falls
   60 dB in RT60 seconds and carries ``drr_db`` less energy than the direct sound
   (direct-to-reverberant ratio). :func:`reverberate` convolves a clip with it.
-* **Noise**: :func:`coloured_noise` draws white, pink (1/f), brown (1/f^2) noise or mains hum;
-  :func:`mix_at_snr` adds it (scaled to unit RMS) at a signal-to-noise ratio.
+* **Noise**: :func:`coloured_noise` draws white, pink (1/f), brown (1/f^2) noise or mains hum,
+  :func:`sloped_noise` noise of any spectral slope; :func:`mix_at_snr` adds it at a
+  signal-to-noise ratio.
 * **Microphone**: random shelf, peak and pass filters (:func:`apply_eq`), a level drift
   (:func:`level_envelope`), short fades and a peak level.
 
@@ -23,7 +25,8 @@ every rendered note up as a Freesound upload) and by the test-time perturbations
 (the idea of ITU-T P.56's active speech level). Silence around a note does not dilute the
 signal's power, so "20 dB SNR" means the noise sits 20 dB below the note whether or not the
 clip starts with a second of silence. :func:`snr_db` measures it, :func:`mix_at_snr` sets it.
-Used in: helpers/demo.py (the demo set's recording chain), helpers/perturb.py.
+Used in: helpers/demo.py (the demo set's recording chain), helpers/perturb.py,
+helpers/augment_audio.py.
 """
 
 from __future__ import annotations
@@ -93,10 +96,18 @@ def white_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return _unit_rms(rng.standard_normal(n))
 
 
-def coloured_noise(rng: np.random.Generator, n: int, colour: str, sr: int) -> np.ndarray:
-    """Unit-RMS background noise (n,): 'white', 'pink' (1/f), 'brown' (1/f^2) or mains 'hum'."""
+def _shaped_noise(rng: np.random.Generator, n: int, exponent: float, sr: int) -> np.ndarray:
+    """Unit-RMS Gaussian noise whose amplitude spectrum falls as 1/f**exponent (above 20 Hz)."""
     from scipy.fft import next_fast_len
 
+    m = next_fast_len(n, real=True)
+    spectrum = np.fft.rfft(rng.standard_normal(m))
+    f = np.maximum(np.fft.rfftfreq(m, 1 / sr), 20.0)
+    return _unit_rms(np.fft.irfft(spectrum / f ** exponent, m)[:n])
+
+
+def coloured_noise(rng: np.random.Generator, n: int, colour: str, sr: int) -> np.ndarray:
+    """Unit-RMS background noise (n,): 'white', 'pink' (1/f), 'brown' (1/f^2) or mains 'hum'."""
     if colour not in NOISE_COLOURS:
         raise ValueError(f"unknown noise colour {colour!r}; choose one of {NOISE_COLOURS}")
     if colour == "white":
@@ -107,10 +118,15 @@ def coloured_noise(rng: np.random.Generator, n: int, colour: str, sr: int) -> np
         y = sum(rng.uniform(0.1, 1) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3))
                 for k in range(1, 8))
         return _unit_rms(y + 0.1 * rng.standard_normal(n))
-    m = next_fast_len(n, real=True)
-    spectrum = np.fft.rfft(rng.standard_normal(m))
-    f = np.maximum(np.fft.rfftfreq(m, 1 / sr), 20.0)
-    return _unit_rms(np.fft.irfft(spectrum / f ** (0.5 if colour == "pink" else 1.0), m)[:n])
+    return _shaped_noise(rng, n, 0.5 if colour == "pink" else 1.0, sr)
+
+
+def sloped_noise(rng: np.random.Generator, n: int, db_per_octave: float, sr: int) -> np.ndarray:
+    """Unit-RMS noise (n,) whose power spectrum changes by ``db_per_octave`` per octave.
+
+    0 is white, -3 pink, -6 brown; positive slopes (+3 blue, +6 violet) are bright hiss.
+    """
+    return _shaped_noise(rng, n, -db_per_octave / (20 * np.log10(2.0)), sr)
 
 
 # --------------------------------------------------------------------------------------------
