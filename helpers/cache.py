@@ -1,7 +1,8 @@
 """The one feature cache: arrays on disk, keyed by a hash of everything that shapes them.
 
 Writes are atomic (:func:`helpers.files.atomic_file`), so an interrupted run never leaves an
-entry that looks complete. Used by :func:`helpers.features.extract_features`.
+entry that looks complete. Used in: :func:`helpers.features.extract_features`,
+helpers/augment_audio.py (the rendered copies).
 """
 
 from __future__ import annotations

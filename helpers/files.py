@@ -11,7 +11,8 @@ target; :func:`remove_leftovers` clears them.
 and arrays become Python numbers and lists, NaN and infinities become ``null``, paths become
 strings, tuples become lists.
 Used in: helpers/cache.py, results.py, augment.py, models.py, pruning.py, experiment.py,
-tuning.py, tune_command.py, demo.py, download.py, chain.py, plots.py; benchmarks/bench_chain.py.
+tuning.py, tune_command.py, demo.py, download.py, chain.py, book.py, plots.py;
+benchmarks/bench_chain.py.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ SNR) that made the demo set's recordings. :func:`perturbed_split` builds a pertu
 one split of a :class:`helpers.experiment.Prepared`: every clip is re-read, perturbed, cut into
 windows and standardised with the *training* statistics, exactly as the clean features were.
 Nothing is cached on disk.
-Used in: notebooks/04_cutmix.ipynb.
+Used in: notebooks/04_cutmix.ipynb, helpers/augment_audio.py (its rooms, :func:`add_reverb`).
 """
 
 from __future__ import annotations
