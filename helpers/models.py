@@ -139,7 +139,8 @@ def build_cnn(input_shape: tuple[int, int, int], n_classes: int, config: CNNConf
     [+ Dropout]; with no conv block the input is flattened. Compiled with Adam
     (``config.learning_rate``) and categorical cross-entropy on one-hot or soft targets
     (CutMix and mixup give soft labels), metric accuracy.
-    Returns a ``tf_keras.Model``. Used in: notebooks/03_baselines.ipynb and later.
+    Returns a ``tf_keras.Model``. Used in: notebooks/05_tuning.ipynb, 08_ablation.ipynb, and every
+    training (helpers/experiment.py, protocol.py, parallel.py).
     """
     import tf_keras as keras
 
@@ -280,7 +281,7 @@ def save_bundle(
     ``.keras`` format without optimizer state (an uncompiled copy), which tf_keras 2.21 saves
     and reloads exactly, also after TF-MOT ``strip_pruning``. The write is atomic: everything goes to a temporary folder next to
     ``directory``, which then replaces any older bundle. Returns ``directory``.
-    Used in: notebooks/03_baselines.ipynb, 05_tuning.ipynb, 06_pruning.ipynb.
+    Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb.
     """
     directory = Path(directory)
     if not dataclasses.is_dataclass(feature_config) or isinstance(feature_config, type):
