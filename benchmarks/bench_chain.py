@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from helpers.files import write_json
 from helpers.report import BUDGET_MINUTES, budget_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +52,7 @@ def main() -> None:
                   "first_run_total": round(sum(first.values()), 1),
                   "second_run_total": round(sum(second.values()), 1), "load_average": load,
                   "cpu_count": os.cpu_count()}
-        path = first_out / "results" / f"bench_chain_{args.profile}.json"
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        path = write_json(first_out / "results" / f"bench_chain_{args.profile}.json", record)
         print(f"timings written to {path}")
     print(f"\n{args.profile} profile, 1-min load average {load['first_start']:.1f} at start, "
           f"{load['second_start']:.1f} before the second run, {wall:.0f} s in all")

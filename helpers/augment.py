@@ -19,17 +19,18 @@ sequence of epochs.
 :func:`save_augment_config` / :func:`load_augment_config` store a chosen :class:`AugmentConfig`
 as JSON (notebook 04 writes ``results/best_augmentation.json``; later chapters read it).
 
-Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb; helpers/training.py (every augmented
+training) and helpers/ablation.py (notebook 08).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+from helpers.files import write_json
 
 if TYPE_CHECKING:  # type hints only: TensorFlow is imported lazily inside functions
     import tensorflow as tf
@@ -46,7 +47,7 @@ class AugmentConfig:
     unmixed examples; α = 1: λ uniform). ``prob`` is the chance a batch is augmented.
     SpecAugment draws ``freq_masks`` bands of 0..``freq_mask_width`` mel bins and
     ``time_masks`` bands of 0..``time_mask_width`` frames per example.
-    Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+    Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb, helpers/ablation.py (notebook 08).
     """
 
     kind: str = "none"
@@ -256,7 +257,7 @@ def band_cutmix_with_box(x, y, seed, alpha: float = 1.0) -> tuple[tf.Tensor, tf.
 def band_cutmix(x, y, seed, alpha: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
     """Band CutMix on a batch: see :func:`band_cutmix_with_box`. Returns ``(x, y)``.
 
-    Used in: notebooks/04_cutmix.ipynb.
+    Used in: :func:`augment_batch` (``kind="bandcutmix"``, notebook 04).
     """
     x_mixed, y_mixed, _ = band_cutmix_with_box(x, y, seed, alpha)
     return x_mixed, y_mixed
@@ -335,7 +336,7 @@ def augment_batch(x, y, seed, config: AugmentConfig) -> tuple[tf.Tensor, tf.Tens
     """Apply ``config.kind`` to one batch with probability ``config.prob``; ``(x, y)`` out.
 
     ``kind="none"`` and ``prob=0`` return the inputs untouched.
-    Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+    Used in: :func:`augment_dataset`.
     """
     import tensorflow as tf
 
@@ -374,7 +375,7 @@ def augment_dataset(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf
     each time the dataset is iterated: every epoch sees new mixes, and a fresh pipeline built
     with the same ``seed`` replays the same epochs. (Like every seeded TF op, the stream also
     depends on the global seed if one is set with ``tf.random.set_seed``.)
-    Used in: notebooks/04_cutmix.ipynb, notebooks/08_ablation.ipynb.
+    Used in: notebooks/04_cutmix.ipynb, helpers/training.py (every augmented training).
     """
     import tensorflow as tf
 
@@ -434,23 +435,6 @@ class StaticCutMix:
 # --- saving the chosen augmentation ----------------------------------------------------------
 
 
-def _json_safe(value):
-    """A JSON-safe copy: numpy scalars and arrays to Python, NaN and infinities to None."""
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def save_augment_config(config: AugmentConfig, path, extra: dict | None = None) -> Path:
     """Write ``config`` as JSON to ``path`` (atomically); returns the path.
 
@@ -460,21 +444,10 @@ def save_augment_config(config: AugmentConfig, path, extra: dict | None = None) 
     :func:`load_augment_config` reads it back. Used in: notebooks/04_cutmix.ipynb writes
     ``results/best_augmentation.json``, which later chapters load.
     """
-    path = Path(path)
     payload = asdict(config)
     if extra is not None:
-        payload["extra"] = _json_safe(extra)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        payload["extra"] = extra
+    return write_json(Path(path), payload, sort_keys=True)
 
 
 def load_augment_config(path) -> AugmentConfig:

@@ -5,13 +5,17 @@ Changing those in the *waveform* (before the features) shows it the same instrum
 other recording chains. :class:`WaveformAugment` draws, per copy of a clip, a random chain of
 
 - a speed change of up to ± ``pitch_semitones`` (pitch and tempo together, by resampling: what a
-  sampler does when it plays a sample above or below its root key, and about twenty times
-  cheaper than a phase-vocoder pitch shift), as if another sample had been played;
+  sampler does when it plays a sample above or below its root key, and far cheaper than a
+  phase-vocoder pitch shift), as if another sample had been played;
 - a seven-band parametric EQ of up to ± ``eq_db`` per band, and (with ``bandlimit_p``) a low-,
   high- or band-pass filter: another microphone or another sample's colour;
 - (with ``room_p``) a synthetic room with RT60 in ``rt60`` (:func:`helpers.perturb.add_reverb`);
-- coloured background noise at ``noise_snr_db`` and a level drift of up to ``level_drift_db``
-  (a gain change alone would do nothing: the log-mel features are relative to each clip's peak).
+- background noise of a random spectral slope (brown to violet) at an SNR in ``noise_snr_db``,
+  and a level drift of up to ``level_drift_db`` (a gain change alone would do nothing: the
+  log-mel features are relative to each clip's peak).
+
+Rooms and noise come from :mod:`helpers.acoustics`, the model that also made the demo set's
+recordings and notebook 04's perturbations, with its one definition of SNR.
 
 Copies are rendered ONCE per clip and cached (keyed by the clip, the features and these
 settings), not re-rendered every epoch; each copy is cut into windows at exactly the frames the
@@ -35,7 +39,8 @@ import pandas as pd
 
 from helpers.features import FeatureConfig
 
-AUGMENT_VERSION = 1  # bump when the rendering changes what it writes
+# bump when the rendering changes what it writes (2: room and noise from helpers.acoustics)
+AUGMENT_VERSION = 2
 _CHUNK = 24  # clips per job when rendering in worker processes
 
 
@@ -66,6 +71,7 @@ class WaveformAugment:
         import audiomentations as am
         import soxr
 
+        from helpers.acoustics import mix_at_snr, sloped_noise
         from helpers.perturb import add_reverb
 
         def varispeed(samples, sample_rate):
@@ -78,13 +84,23 @@ class WaveformAugment:
             return add_reverb(samples, sample_rate, rt60, seed=int(np.random.randint(2**31)),
                               drr_db=float(np.random.uniform(-3, 12)))
 
+        def noise(samples, sample_rate):
+            # any spectral slope from brown (-6 dB/octave) to violet (+6), at an SNR of
+            # helpers.acoustics' definition (the sounding part's power over the noise's)
+            if not np.any(samples):
+                return samples
+            slope, snr = np.random.uniform(-6.0, 6.0), np.random.uniform(*self.noise_snr_db)
+            hiss = sloped_noise(np.random.default_rng(np.random.randint(2**31)), len(samples),
+                                slope, sample_rate)
+            return mix_at_snr(samples, hiss, snr).astype(np.float32)
+
         return am.Compose([
             am.Lambda(varispeed, p=1.0),
             am.SevenBandParametricEQ(-self.eq_db, self.eq_db, p=1.0),
             am.OneOf([am.LowPassFilter(2000, 8000), am.HighPassFilter(80, 600),
                       am.BandPassFilter(500, 3000)], p=self.bandlimit_p),
             am.Lambda(room, p=self.room_p),
-            am.AddColorNoise(*self.noise_snr_db, p=1.0),
+            am.Lambda(noise, p=1.0),
             am.GainTransition(-self.level_drift_db, self.level_drift_db, p=0.5),
         ])
 

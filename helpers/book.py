@@ -20,7 +20,6 @@ sources: notebook copies, ``index.md``, ``conf.py``), ``html/`` (the site) and `
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from helpers.files import write_json
 from helpers.paths import REPO_ROOT, book_dir, executed_dir, figures_dir, notebooks_dir
 
 # The one setting every launch and source link is built from: the public GitHub repository of
@@ -343,5 +343,5 @@ def build_book(out: Path | None = None, quiet: bool = True) -> dict:
     record = {"html": str(html), "pages": [c.name for c in chapters],
               "seconds": round(time.perf_counter() - start, 1), "bytes": _size(html),
               "warnings": messages}
-    (out / "book.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "book.json", record)
     return record

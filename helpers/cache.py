@@ -1,7 +1,8 @@
 """The one feature cache: arrays on disk, keyed by a hash of everything that shapes them.
 
-Writes are atomic (a temporary file in the same folder, then a rename), so an interrupted run
-never leaves an entry that looks complete. Used by :func:`helpers.features.extract_features`.
+Writes are atomic (:func:`helpers.files.atomic_file`), so an interrupted run never leaves an
+entry that looks complete. Used in: :func:`helpers.features.extract_features`,
+helpers/augment_audio.py (the rendered copies).
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from helpers.files import atomic_file
 from helpers.paths import cache_dir
 
 
@@ -54,14 +55,4 @@ def load(key: str, prefix: str) -> dict[str, np.ndarray] | None:
 
 def save(key: str, arrays: dict[str, np.ndarray], prefix: str) -> Path:
     """Write ``arrays`` atomically under ``key``; returns the entry's path."""
-    path = entry_path(key, prefix)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_file(entry_path(key, prefix), lambda tmp: np.savez(tmp, **arrays))

@@ -11,10 +11,10 @@ that declare them. Executed copies go to ``executed/`` (git-ignored).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+from helpers.files import write_json
 from helpers.paths import executed_dir, notebooks_dir, results_dir
 
 # Overrides per profile. "full" is the notebooks' own defaults.
@@ -109,7 +109,8 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
 
 def run_chain(profile: str = "full", start: str | None = None, progress: bool = True,
               overrides: dict | None = None) -> dict:
-    """Run the chain; returns and writes ``results/chain_<profile>.json`` with seconds per notebook.
+    """Run the chain; returns and writes ``results/chain_<profile>.json`` (atomically) with seconds
+    per notebook.
 
     ``overrides`` set parameters of every notebook that declares them, e.g.
     ``{"dataset": "fsdkaggle2018", "subset": "seed5"}``.
@@ -125,8 +126,6 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
         times[nb.stem] = round(run_notebook(nb, profile, progress, overrides), 1)
         print(f"    done in {times[nb.stem]:.0f} s", flush=True)
     record = {"profile": profile, "overrides": overrides or {}, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
-    path = results_dir() / f"chain_{profile}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = write_json(results_dir() / f"chain_{profile}.json", record)
     print(f"chain finished in {record['total_seconds']:.0f} s; times in {path}")
     return record

@@ -58,7 +58,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from helpers.tuning import TuneJob, TuningError, run_tune_command
+    from helpers.tune_command import TuneJob, run_tune_command
+    from helpers.tuning import TuningError
 
     try:
         job = TuneJob(**{f.name: getattr(args, f.name) for f in fields(TuneJob)})

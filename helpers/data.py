@@ -168,7 +168,7 @@ def load_metadata(root: Path) -> pd.DataFrame:
 def subset_classes(subset: str | Sequence[str]) -> tuple[str, ...]:
     """The sorted classes of a named subset (see ``SUBSETS``) or of an explicit class list.
 
-    Used in: :func:`load_clips`, notebooks/01_eda.ipynb.
+    Used in: :func:`load_clips`.
     """
     if isinstance(subset, str):
         if subset not in SUBSETS:
@@ -198,7 +198,7 @@ def cap_per_class(table: pd.DataFrame, max_clips: int, seed: int = 0) -> pd.Data
     """At most ``max_clips`` clips of each class in each split, drawn reproducibly.
 
     A clip's draw depends only on ``seed`` and its fname, so a clip kept from one subset is
-    also kept from any other subset holding its class. Used in: the smoke profile.
+    also kept from any other subset holding its class. Used in: :func:`load_clips` (``max_clips_per_class``, e.g. the smoke profile).
     """
     if max_clips < 1:
         raise ValueError(f"max_clips_per_class must be >= 1, got {max_clips}")
@@ -247,7 +247,7 @@ def load_clips(
     an audio file (one :class:`MissingAudioWarning`); ``max_clips_per_class`` caps each class
     in each split (see :func:`cap_per_class`). Columns as in :func:`load_metadata`, plus
     ``library`` where the dataset records each clip's source (:func:`attach_library`).
-    Used in: every notebook from notebooks/02 on.
+    Used in: every notebook, helpers/tune_command.py.
     """
     table = load_metadata(root)
     table = table.loc[table["label"].isin(subset_classes(subset))]
@@ -283,12 +283,12 @@ def attach_library(table: pd.DataFrame, root: Path) -> pd.DataFrame:
 
 
 def classes_of(table: pd.DataFrame) -> list[str]:
-    """The sorted unique labels of a clip table. Used in: every training notebook."""
+    """The sorted unique labels of a clip table. Used in: helpers/experiment.py."""
     return sorted(table["label"].unique())
 
 
 def encode_labels(labels: Iterable[str], classes: Sequence[str]) -> np.ndarray:
-    """Class indices (int64) of ``labels`` in ``classes``. Used in: helpers/training.py."""
+    """Class indices (int64) of ``labels`` in ``classes``. Used in: helpers/features.py."""
     index = {c: i for i, c in enumerate(classes)}
     labels = list(labels)
     unknown = sorted({str(lab) for lab in labels if lab not in index})

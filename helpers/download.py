@@ -13,8 +13,8 @@ Why it cannot leave a half file that looks complete (checked in pooch 1.9's sour
 ``tmpXXXXXXXX`` file in the cache folder, checks its hash and only then ``shutil.move``\\ s it to
 the archive's name; the temporary file is removed in a ``finally`` block, so an exception, a
 Ctrl-C or a checksum mismatch leaves nothing under the archive's name. Unzipping goes into a
-temporary folder next to the target and is renamed into place; a stamp written last marks an
-archive as unpacked. tests/test_download.py checks all of this against a local HTTP server.
+temporary folder next to the target and is renamed into place (:mod:`helpers.files`); a stamp
+written last marks an archive as unpacked. tests/test_download.py checks all of this against a local HTTP server.
 
 Environment: ``$FSDKAGGLE2018_DIR`` points at an unpacked copy (then nothing is downloaded),
 ``$FSDKAGGLE2018_URL`` replaces the Zenodo base URL (tests), ``FSDKAGGLE2018_NO_VERIFY=1``
@@ -24,17 +24,17 @@ Used in: helpers/cli.py (``python -m helpers data fsdkaggle2018``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
-import shutil
 import stat
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from helpers.data import META_DIR, TEST_CSV, TRAIN_CSV, dataset_root
+from helpers.files import atomic_folder, atomic_write_text
 
 if TYPE_CHECKING:  # pooch is imported when a download starts, not with this module
     import pooch
@@ -213,43 +213,37 @@ def check_members(archive: zipfile.ZipFile, target: Path) -> None:
             )
 
 
-def _replace(src: Path, dest: Path, trash: Path) -> None:
-    """Move ``src`` to ``dest``; an existing ``dest`` is first moved into ``trash``."""
-    if dest.exists() or dest.is_symlink():
-        os.replace(dest, trash / f"old-{dest.name}")
-    os.replace(src, dest)
-
-
 def unpack_archive(archive: Path, root: Path, folder: str) -> Path:
-    """Unzip ``archive`` and move its top folder ``folder`` to ``root/folder``.
+    """Unzip the top folder ``folder`` of ``archive`` into ``root/folder``, atomically.
 
-    Extracts into a temporary folder inside ``root`` (same file system, so the final rename
-    is atomic); anything else at the archive's top level is discarded.
+    The members under ``folder/`` are extracted into a temporary folder next to the target
+    that then replaces it (:func:`helpers.files.atomic_folder`); anything else at the
+    archive's top level is discarded.
     """
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive) as zf:
         check_members(zf, root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".unpack-{folder}-", dir=root))
-        try:
-            zf.extractall(tmp)
-            if not (tmp / folder).is_dir():
-                found = sorted(p.name for p in tmp.iterdir())
-                raise DownloadError(f"{archive.name}: no top folder {folder}/ (found {found})")
-            _replace(tmp / folder, root / folder, tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root / folder
+        prefix = f"{folder}/"
+        members = [info for info in zf.infolist()
+                   if info.filename.replace("\\", "/").startswith(prefix)]
+        if not members:
+            found = sorted({info.filename.replace("\\", "/").split("/")[0]
+                            for info in zf.infolist()})
+            raise DownloadError(f"{archive.name}: no top folder {folder}/ (found {found})")
+
+        def fill(tmp: Path) -> None:
+            for info in members:
+                inner = copy.copy(info)  # extracted under its name inside the top folder
+                inner.filename = info.filename.replace("\\", "/")[len(prefix):]
+                if inner.filename:  # empty: the entry of the top folder itself
+                    zf.extract(inner, tmp)
+
+        return atomic_folder(root / folder, fill)
 
 
 def _stamp(root: Path, key: str) -> Path:
     return root / DOWNLOAD_DIR / f"{archive_name(key)}.unpacked"
-
-
-def _write_stamp(stamp: Path, text: str) -> None:
-    """Write the stamp atomically (temporary name, then rename)."""
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, stamp)
 
 
 def is_unpacked(root: Path, key: str) -> bool:
@@ -265,7 +259,7 @@ def _fetch_one(root: Path, key: str, verify: bool) -> None:
     zip_path = download_archive(name, root / DOWNLOAD_DIR, verify)
     unpack_archive(zip_path, root, archive_folder(key))
     checked = REGISTRY[name] if verify else "md5 not checked"
-    _write_stamp(_stamp(root, key), f"{name} {checked}\n")
+    atomic_write_text(_stamp(root, key), f"{name} {checked}\n")
     zip_path.unlink()  # saves ~4.6 GiB; the stamp now records the archive as done
 
 

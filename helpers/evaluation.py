@@ -160,7 +160,7 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str
 
     With ``normalize`` each row is divided by its count, so a cell is the share of the true
     class predicted as that column (the diagonal is per-class recall). Returns the axes.
-    Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb.
+    Used in: notebooks/03_baselines.ipynb, 06_pruning.ipynb.
     """
     import seaborn as sns
     from sklearn.metrics import confusion_matrix
@@ -198,7 +198,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 def results_table(rows: list[dict], sort_by: str | None = None) -> pd.DataFrame:
     """One row per run, columns in :data:`RESULT_COLUMNS` order, then any others as seen.
 
-    ``sort_by``: a column to sort by, best (largest) first. Used in every notebook's summary.
+    ``sort_by``: a column to sort by, best (largest) first. Used in: helpers/ablation.py (notebook 08).
     """
     table = pd.DataFrame(rows)
     known = [c for c in RESULT_COLUMNS if c in table.columns]

@@ -13,7 +13,7 @@ chapter that repeats an identical training (notebook 04's "none" is notebook 03'
 loads its weights and clip probabilities instead of training again, and a second run of the
 chain skips every training it already did. Training is deterministic (and runs with the same
 thread count everywhere), so a cached run equals a fresh one; ``HELPERS_RUN_CACHE=0`` switches
-the cache off. Used in: notebooks 03-08, helpers/protocol.py.
+the cache off. Used in: notebooks 04-08, helpers/protocol.py (notebook 03).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def load_run(job):
 
 def save_run(job, outcome) -> None:
     """Store ``outcome`` under ``job``'s key, atomically."""
-    from helpers.models import replace_dir_atomically
+    from helpers.files import atomic_folder
 
     def fill(tmp: Path) -> None:
         np.savez(tmp / "weights.npz", **{f"w{i}": w for i, w in enumerate(outcome.weights)})
@@ -158,7 +158,7 @@ def save_run(job, outcome) -> None:
         result = {k: v for k, v in dataclasses.asdict(outcome.result).items() if k != "cached"}
         (tmp / "run.json").write_text(json.dumps({"result": result, "params": outcome.params}) + "\n")
 
-    replace_dir_atomically(run_dir(job), fill)
+    atomic_folder(run_dir(job), fill)
 
 
 def train_many(jobs, executor=None, progress: bool = True, desc: str = "training") -> list:

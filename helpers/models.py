@@ -13,22 +13,21 @@ Layer-name contract (Grad-CAM, pruning and the ablation rely on it):
 Input: standardised feature windows of shape ``(n_bins, n_frames, 1)`` (mel bands or MFCC
 coefficients x time frames); the model does no normalisation of its own.
 Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_pruning.ipynb,
-07_gradcam.ipynb, 08_ablation.ipynb.
+07_cam.ipynb, 08_ablation.ipynb.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from helpers.files import atomic_folder, write_json
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
@@ -68,8 +67,9 @@ class CNNConfig:
 
 # The seed student project's network on MFCC windows: three 3x3 conv layers (32/64/128 filters,
 # each followed by 2x2 max pooling), Flatten, three hidden dense layers (256/128/64), dropout
-# 0.2 throughout, no batch norm. Most of its ~0.46 M weights sit in the first dense layer
-# (on 20 MFCC x 44 frames: Flatten gives 2 x 5 x 128 = 1280 features).
+# 0.2 throughout, no batch norm. Most of its weights sit in the first dense layer (on 20 MFCC
+# x 44 frames, Flatten gives 2 x 5 x 128 = 1280 features, each wired to 256 units);
+# count_params gives the total, which the README's results table lists.
 SEED_CNN = CNNConfig(
     conv_filters=(32, 64, 128),
     kernel_sizes=(3, 3, 3),
@@ -139,7 +139,8 @@ def build_cnn(input_shape: tuple[int, int, int], n_classes: int, config: CNNConf
     [+ Dropout]; with no conv block the input is flattened. Compiled with Adam
     (``config.learning_rate``) and categorical cross-entropy on one-hot or soft targets
     (CutMix and mixup give soft labels), metric accuracy.
-    Returns a ``tf_keras.Model``. Used in: notebooks/03_baselines.ipynb and later.
+    Returns a ``tf_keras.Model``. Used in: notebooks/05_tuning.ipynb, 08_ablation.ipynb, and every
+    training (helpers/experiment.py, protocol.py, parallel.py).
     """
     import tf_keras as keras
 
@@ -190,7 +191,8 @@ def classical_models(seed: int) -> dict[str, Any]:
     """The classical baselines for clip-level MFCC summary statistics, keyed by display name.
 
     Each is ``make_pipeline(StandardScaler(), estimator)`` with ``predict_proba``, seeded, and
-    sized to fit in seconds on ~1500 clips x ~120 features on 2 cores.
+    sized (trees, iterations) to fit quickly on one summary vector per clip; notebook 03 prints
+    each one's fitting time.
     Used in: notebooks/03_baselines.ipynb.
     """
     from sklearn.calibration import CalibratedClassifierCV
@@ -241,17 +243,6 @@ class Bundle:
     extra: dict = field(default_factory=dict)
 
 
-def _json_default(value: Any) -> Any:
-    """Let ``json.dump`` write numpy scalars/arrays and paths found in ``extra``."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
-
-
 def _tuples(value: Any) -> Any:
     """JSON turns tuples into lists; turn them back so frozen configs compare equal."""
     if isinstance(value, list):
@@ -290,7 +281,7 @@ def save_bundle(
     ``.keras`` format without optimizer state (an uncompiled copy), which tf_keras 2.21 saves
     and reloads exactly, also after TF-MOT ``strip_pruning``. The write is atomic: everything goes to a temporary folder next to
     ``directory``, which then replaces any older bundle. Returns ``directory``.
-    Used in: notebooks/04_cutmix.ipynb, 06_pruning.ipynb, 07_gradcam.ipynb.
+    Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb.
     """
     directory = Path(directory)
     if not dataclasses.is_dataclass(feature_config) or isinstance(feature_config, type):
@@ -305,37 +296,11 @@ def save_bundle(
 
     def fill(tmp: Path) -> None:
         _inference_copy(model).save(tmp / MODEL_FILE)
-        with open(tmp / META_FILE, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2, default=_json_default)
+        write_json(tmp / META_FILE, meta)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(normalizer_mean, dtype=np.float32),
                  std=np.asarray(normalizer_std, dtype=np.float32))
 
-    return replace_dir_atomically(directory, fill)
-
-
-def replace_dir_atomically(directory: Path, fill) -> Path:
-    """Write a folder with ``fill(tmp)`` into a temporary sibling, then swap it into place.
-
-    An older ``directory`` is replaced only once the new one is complete; on any error the
-    temporary folder is removed and the old one is left as it was. Returns ``directory``.
-    """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        fill(tmp)
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    return atomic_folder(directory, fill)
 
 
 def load_bundle(directory: Path, config_type: type | None = None) -> Bundle:

@@ -3,11 +3,12 @@
 A robustness check asks how a model trained on clean-ish clips copes with a changed recording
 chain. Each function takes a mono float waveform ``(n_samples,)`` and returns a new one of the
 same length; randomness comes from an explicit seed, so a perturbed test set is reproducible.
-:func:`perturbed_split` builds a perturbed copy of one split of a
-:class:`helpers.experiment.Prepared`: every clip is re-read, perturbed, cut into windows and
-standardised with the *training* statistics, exactly as the clean features were. Nothing is
-cached on disk (a perturbed test split takes seconds to build: about 10 ms per clip).
-Used in: notebooks/04_cutmix.ipynb.
+Noise and rooms come from :mod:`helpers.acoustics`, the same model (and the same definition of
+SNR) that made the demo set's recordings. :func:`perturbed_split` builds a perturbed copy of
+one split of a :class:`helpers.experiment.Prepared`: every clip is re-read, perturbed, cut into
+windows and standardised with the *training* statistics, exactly as the clean features were.
+Nothing is cached on disk.
+Used in: notebooks/04_cutmix.ipynb, helpers/augment_audio.py (its rooms, :func:`add_reverb`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from helpers.acoustics import mix_at_snr, reverberate, room_impulse_response, white_noise
+
 if TYPE_CHECKING:  # type hints only
     from helpers.experiment import Prepared
 
@@ -29,10 +32,9 @@ _UNITS = {"none": "", "noise": "dB SNR", "reverb": "s RT60", "gain": "dB"}
 def _one_blas_thread():
     """Limit BLAS to one thread while clips are processed one by one.
 
-    The per-clip matrix products (the mel filter bank) are small; on a busy machine a
-    multi-threaded BLAS spends most of its time waiting for its threads (we measured
-    0.07 s instead of 0.009 s per clip at a load of 8 on 2 cores). threadpoolctl comes with
-    scikit-learn; without it this does nothing.
+    The per-clip matrix products (the mel filter bank) are small, so on a busy machine a
+    multi-threaded BLAS spends most of its time waiting for its threads instead of
+    computing. threadpoolctl comes with scikit-learn; without it this does nothing.
     """
     try:
         from threadpoolctl import threadpool_limits
@@ -43,35 +45,14 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _rng(seed: int | Sequence[int]) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
-def signal_power(y: np.ndarray) -> float:
-    """Mean power of a waveform (mean of the squared samples over the whole clip)."""
-    y = np.asarray(y, dtype=np.float64)
-    return float(np.mean(y**2)) if y.size else 0.0
-
-
-def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
-    """Signal-to-noise ratio in dB of ``noisy`` against ``clean`` (noise = noisy - clean)."""
-    noise = np.asarray(noisy, dtype=np.float64) - np.asarray(clean, dtype=np.float64)
-    return 10.0 * np.log10(signal_power(clean) / signal_power(noise))
-
-
 def add_noise(y: np.ndarray, snr: float, seed: int | Sequence[int] = 0) -> np.ndarray:
-    """Add white Gaussian noise at ``snr`` dB below the clip's mean power.
+    """Add white Gaussian noise at exactly ``snr`` dB SNR (:mod:`helpers.acoustics`' definition).
 
-    The drawn noise is rescaled so the SNR (whole-clip signal power over noise power) is
-    exactly ``snr``. ``y`` (n,) float; returns float32 (n,). A silent clip raises ValueError.
+    The SNR is the clip's active power (its sounding part) over the noise's mean power.
+    ``y`` (n,) float; returns float32 (n,). A silent clip raises ValueError.
     """
-    y = np.asarray(y, dtype=np.float64)
-    power = signal_power(y)
-    if power <= 0:
-        raise ValueError("cannot set an SNR on a silent clip (signal power is 0)")
-    noise = _rng(seed).standard_normal(len(y))
-    noise *= np.sqrt(power / 10 ** (snr / 10) / signal_power(noise))
-    return (y + noise).astype(np.float32)
+    noise = white_noise(np.random.default_rng(seed), len(y))
+    return mix_at_snr(y, noise, snr).astype(np.float32)
 
 
 def change_gain(y: np.ndarray, gain_db: float) -> np.ndarray:
@@ -79,36 +60,18 @@ def change_gain(y: np.ndarray, gain_db: float) -> np.ndarray:
     return (np.asarray(y, dtype=np.float64) * 10 ** (gain_db / 20)).astype(np.float32)
 
 
-def room_impulse_response(sample_rate: int, rt60: float, seed: int | Sequence[int] = 0,
-                          drr_db: float = 0.0, predelay_s: float = 0.01) -> np.ndarray:
-    """A synthetic room: a direct impulse, then exponentially decaying Gaussian noise.
-
-    The tail's envelope falls 60 dB in ``rt60`` seconds (it lasts ``rt60``); it starts after
-    ``predelay_s`` and its energy is ``drr_db`` below the direct sound (direct-to-reverberant
-    ratio; 0 dB: as much reverberant energy as direct). Returns float64 ``(n,)``.
-    """
-    if rt60 <= 0:
-        raise ValueError(f"rt60 must be positive, got {rt60}")
-    n = max(2, int(round(rt60 * sample_rate)))
-    t = np.arange(n) / sample_rate
-    ir = _rng(seed).standard_normal(n) * np.exp(-np.log(1000.0) * t / rt60)  # -60 dB at rt60
-    ir[: max(1, int(round(predelay_s * sample_rate)))] = 0.0
-    ir *= 10 ** (-drr_db / 20) / np.sqrt(np.sum(ir**2))
-    ir[0] = 1.0
-    return ir
-
-
 def add_reverb(y: np.ndarray, sample_rate: int, rt60: float, seed: int | Sequence[int] = 0,
                drr_db: float = 0.0) -> np.ndarray:
-    """Convolve with :func:`room_impulse_response`; same length and peak as ``y``, float32.
+    """Put ``y`` in a room of reverberation time ``rt60`` s; same length and peak, float32.
 
-    The reverberant tail beyond the clip's end is cut, and the result is scaled back to the
-    input's peak, so only the room changes, not the level.
+    The room is :func:`helpers.acoustics.room_impulse_response` (direct-to-reverberant ratio
+    ``drr_db``; its brightness and predelay drawn from ``seed``). The reverberant tail beyond
+    the clip's end is cut, and the result is scaled back to the input's peak, so only the room
+    changes, not the level.
     """
-    from scipy import signal
-
     y = np.asarray(y, dtype=np.float64)
-    wet = signal.fftconvolve(y, room_impulse_response(sample_rate, rt60, seed, drr_db))[: len(y)]
+    ir = room_impulse_response(np.random.default_rng(seed), rt60, drr_db, sample_rate)
+    wet = reverberate(y, ir)
     peak_in, peak_out = np.max(np.abs(y), initial=0.0), np.max(np.abs(wet), initial=0.0)
     if peak_out > 0:
         wet *= peak_in / peak_out

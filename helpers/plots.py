@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib
 
+from helpers.files import atomic_file
 from helpers.paths import figures_dir
 
 _STYLE_SET = False
@@ -66,8 +67,8 @@ def save_fig(name: str, fig=None) -> Path:
     ``name`` must start with the notebook number, e.g. ``"04_cutmix_examples"``. Every axes
     with data needs a title (or a suptitle) and both axis labels, and every colour bar a label:
     otherwise a ValueError lists what is missing (:func:`label_problems`).
-    The write is atomic (temporary file, then rename), so an interrupted run never leaves
-    a truncated figure.
+    The write is atomic (:func:`helpers.files.atomic_file`), so an interrupted run never
+    leaves a truncated figure.
     """
     import matplotlib.pyplot as plt
 
@@ -77,13 +78,7 @@ def save_fig(name: str, fig=None) -> Path:
     problems = label_problems(fig)
     if problems:
         raise ValueError(f"figure {name!r} is not ready for the report: {'; '.join(problems)}")
-    out = figures_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.png"
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(path)
-    return path
+    return atomic_file(figures_dir() / f"{name}.png", fig.savefig)
 
 
 def new_axes(ax=None, figsize=None):

@@ -12,7 +12,8 @@ one of three modes:
 ``off``  nothing.
 
 ``HELPERS_PROGRESS=bar|log|off`` forces a mode. Used in: helpers.features, helpers.demo,
-helpers.perturb, helpers.ablation, helpers.pruning, helpers.predict, helpers.chain.
+helpers.perturb, helpers.ablation, helpers.pruning, helpers.predict, helpers.chain,
+helpers.download, helpers.experiment, helpers.augment_audio.
 """
 
 from __future__ import annotations

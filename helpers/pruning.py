@@ -24,7 +24,6 @@ Used in: notebooks/06_pruning.ipynb, benchmarks/bench_pruning.py.
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import tempfile
 import time
@@ -379,7 +378,8 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     The write is atomic (temporary folder, then rename); an older folder is replaced whole.
     Used in: notebooks/06_pruning.ipynb.
     """
-    from helpers.models import META_FILE, NORMALIZER_FILE, _json_default, replace_dir_atomically
+    from helpers.files import atomic_folder, write_json
+    from helpers.models import META_FILE, NORMALIZER_FILE
 
     directory = Path(directory)
     if not is_dataclass(feature_config) or isinstance(feature_config, type):
@@ -400,11 +400,11 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     def fill(tmp: Path) -> None:
         for name, blob in files.items():
             (tmp / name).write_bytes(blob)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+        write_json(tmp / META_FILE, meta)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(mean, dtype=np.float32),
                  std=np.asarray(std, dtype=np.float32))
 
-    replace_dir_atomically(directory, fill)
+    atomic_folder(directory, fill)
     if single:
         return directory / TFLITE_FILE
     return {Path(f).stem: directory / f for f in files}

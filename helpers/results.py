@@ -12,32 +12,14 @@ Used in: notebooks 03-10 (begin, record), README generation (read).
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from helpers.files import write_json
 from helpers.paths import results_dir
 
 
 def summary_path() -> Path:
     return results_dir() / "summary.json"
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def load_summary() -> dict:
@@ -47,14 +29,7 @@ def load_summary() -> dict:
 
 
 def _write(summary: dict) -> Path:
-    path = summary_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(summary, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(summary_path(), summary, sort_keys=True)
 
 
 def begin(notebook: str) -> int:
@@ -98,5 +73,5 @@ def record(section: str, key: str, values: dict) -> None:
     if "notebook" not in values:
         raise ValueError(f"results entry {section}/{key} must name its notebook (begin() relies on it)")
     summary = load_summary()
-    summary.setdefault(section, {})[key] = _plain(values)
+    summary.setdefault(section, {})[key] = values
     _write(summary)

@@ -3,7 +3,7 @@
 The checkpoint is always chosen on the validation split (early stopping with the best weights
 restored); the test set is never seen during training. Same seed, same data -> same weights and
 history (op determinism is switched on).
-Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_pruning.ipynb,
+Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 07_cam.ipynb,
 08_ablation.ipynb.
 """
 
@@ -216,7 +216,7 @@ def plot_history(history, ax=None, monitor: str = "val_loss"):
     ``history`` is a :class:`TrainResult` or its ``history`` dict. ``ax``: None (a new figure
     with two panels), a pair of axes (loss, accuracy), or one axes (loss on it, accuracy on a
     twin y axis). Returns ``(ax_loss, ax_accuracy)``.
-    Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb.
+    Used in: notebooks/03_baselines.ipynb.
     """
     import matplotlib.pyplot as plt
 

@@ -1,4 +1,4 @@
-"""helpers.ablation: the conv x dense grid, runs over seeds, summary statistics, plots."""
+"""helpers.ablation: the conv x dense grid as recipes of the cross-library protocol, plots."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ import pytest  # noqa: E402
 import helpers  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from helpers.ablation import (  # noqa: E402
     ABLATION_BASE,
+    ABLATION_MFCC,
     AblationConfig,
-    chosen_augmentation,
-    compare_variants,
     cut_network,
+    cutmix_setting,
     grid_table,
     make_variant,
     plot_ablation,
     plot_grid,
-    run_ablation,
     stopped_by_budget,
-    summarise,
+    variant_table,
     variants,
 )
-from helpers.augment import AugmentConfig  # noqa: E402
+from helpers.augment import AugmentConfig, save_augment_config  # noqa: E402
+from helpers.features import LOGMEL  # noqa: E402
 from helpers.models import SEED_CNN, CNNConfig, build_cnn  # noqa: E402
 from helpers.plots import label_problems  # noqa: E402
 from helpers.training import TrainConfig  # noqa: E402
@@ -37,47 +37,39 @@ TINY = CNNConfig(conv_filters=(4, 4, 4), kernel_sizes=(3, 3, 3), dense_units=(8,
 
 
 def test_default_plan_is_the_seed_grid_plus_one_factor_at_a_time():
-    plan = variants()
+    plan = variants(AblationConfig(augments=("none", AugmentConfig("cutmix", alpha=0.2))))
     grid = [v for v in plan if v.feature == "mfcc" and v.augment == "none"]
     assert len(grid) == 16 and len(plan) == 18 and len({v.name for v in plan}) == 18
     assert {(v.n_conv, v.n_dense) for v in grid} == {(k, m) for k in range(4) for m in range(4)}
     extra = plan[16:]
     assert [(v.n_conv, v.n_dense, v.feature, v.augment) for v in extra] == [
         (3, 3, "logmel", "none"), (3, 3, "mfcc", "cutmix")]
-    assert extra[1].augment_config.kind == "cutmix" and grid[0].augment_config is None
+    assert extra[1].augmentation == AugmentConfig("cutmix", alpha=0.2)  # the chosen setting
     full = next(v for v in grid if (v.n_conv, v.n_dense) == (3, 3))
     assert full.cnn == ABLATION_BASE and full.name == "conv3-dense3 mfcc"
+    assert list(variant_table(plan).index) == [v.name for v in plan]
 
 
-def test_a_full_augment_config_is_carried_by_its_variant():
-    chosen = AugmentConfig("mixup", alpha=0.3, prob=0.5)
-    plan = variants(AblationConfig(augments=("none", chosen)))
-    assert len(plan) == 18
-    extra = plan[-1]
-    assert extra.name == "conv3-dense3 mfcc + mixup" and extra.augment == "mixup"
-    assert extra.augment_config == chosen  # not the default mixup settings
-    assert make_variant(SEED_CNN, 1, 1, augment="cutmix").augment_config == AugmentConfig("cutmix")
-    assert make_variant(SEED_CNN, 1, 1, augment=AugmentConfig()).augment_config is None
-    with pytest.raises(ValueError, match="augmentation"):
-        AblationConfig(augments=("nope",))
+def test_a_variant_is_a_recipe_on_the_projects_front_end():
+    train = TrainConfig(epochs=3)
+    mfcc = make_variant(SEED_CNN, 1, 2).recipe(train)
+    logmel = make_variant(SEED_CNN, 3, 3, feature="logmel", augment=AugmentConfig("cutmix")).recipe(train)
+    assert mfcc.features == ABLATION_MFCC and mfcc.features.hop_length == LOGMEL.hop_length
+    assert logmel.features == LOGMEL and logmel.augment == AugmentConfig("cutmix")
+    assert mfcc.augment is None and mfcc.train == train
 
 
-def test_chosen_augmentation_reads_notebook_04s_choice_or_falls_back(tmp_path):
-    from helpers.augment import save_augment_config
-
-    path = tmp_path / "best_augmentation.json"
-    config, note = chosen_augmentation(path)
-    assert config == AugmentConfig("cutmix") and "fallback" in note and "not found" in note
-    save_augment_config(AugmentConfig("specaugment", time_masks=1), path, extra={"why": "val"})
-    config, note = chosen_augmentation(path)
-    assert config == AugmentConfig("specaugment", time_masks=1) and "notebook 04" in note
-    save_augment_config(AugmentConfig("none"), path)
-    config, note = chosen_augmentation(path)
-    assert config.kind == "cutmix" and "no augmentation" in note
+def test_the_cutmix_arm_reads_notebook_04s_setting_or_says_it_uses_the_default(tmp_path):
+    path = tmp_path / "best_cutmix.json"
+    config, note = cutmix_setting(path)
+    assert config == AugmentConfig("cutmix") and "default" in note and "not found" in note
+    save_augment_config(AugmentConfig("cutmix", alpha=0.2, prob=0.5), path)
+    config, note = cutmix_setting(path)
+    assert config == AugmentConfig("cutmix", alpha=0.2, prob=0.5) and "notebook 04" in note
 
 
 def test_grid_variants_build_models_with_the_right_layer_counts():
-    for v in variants(AblationConfig(base=TINY, features=(), augments=())):
+    for v in variants(AblationConfig(base=TINY, features=())):
         model = build_cnn((8, 8, 1), 3, v.cnn)
         names = [layer.name for layer in model.layers]
         assert sum(n.startswith("conv") and n[4:].isdigit() for n in names) == v.n_conv
@@ -92,112 +84,38 @@ def test_bad_plans_are_refused():
         AblationConfig(base=TINY, dense_counts=(0, 4))
     with pytest.raises(ValueError, match="feature kind"):
         AblationConfig(features=("stft",))
-    with pytest.raises(ValueError, match="augmentation"):
-        AblationConfig(augments=("pitchshift",))
     with pytest.raises(ValueError, match="cannot keep"):
         cut_network(CNNConfig((4,), (3,), ()), 2, 0)
 
 
-def test_summarise_by_hand():
-    table = pd.DataFrame({
-        "model": ["a", "a", "a", "b"], "n_conv": [1, 1, 1, 0], "n_dense": [0, 0, 0, 0],
-        "features": "mfcc", "augment": "none", "seed": [0, 1, 2, 0],
-        "accuracy": [0.5, 0.6, 0.7, 0.4], "map_at_3": [0.6, 0.6, 0.9, 0.5],
-        "params": [10, 10, 10, 4]})
-    summary = summarise(table)
-    assert list(summary["model"]) == ["a", "b"] and list(summary["n"]) == [3, 1]
-    a = summary.iloc[0]
-    assert a["accuracy_mean"] == pytest.approx(0.6)
-    assert a["accuracy_std"] == pytest.approx(0.1)  # sample std (ddof=1)
-    assert a["map_at_3_std"] == pytest.approx(np.std([0.6, 0.6, 0.9], ddof=1))
-    assert a["params_mean"] == 10 and a["params_std"] == 0
-    assert np.isnan(summary.iloc[1]["accuracy_std"])  # one seed: no spread
-    assert "macro_f1_mean" not in summary  # absent metrics are skipped
+def _fake_summary(plan):
+    """A summarise()-like table: accuracy grows with conv blocks and dense layers."""
+    rows = {v.name: {"cross_val_accuracy": 0.3 + 0.1 * v.n_conv + 0.01 * v.n_dense,
+                     "cross_val_accuracy_std": 0.01 * (1 + v.n_dense), "val_accuracy": 0.5}
+            for v in plan}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def test_run_ablation_returns_one_row_per_variant_and_seed(tiny_prepared):
-    prepared = {"logmel": tiny_prepared("logmel"), "mfcc": tiny_prepared("mfcc")}
-    plan = [make_variant(TINY, 1, 1, "logmel"), make_variant(TINY, 0, 0, "mfcc", "mixup")]
-    train = TrainConfig(epochs=1, batch_size=4, patience=1)
-    table = run_ablation(prepared, plan, seeds=[0, 1], train_config=train, progress=False)
-    assert len(table) == 4
-    assert list(table["model"]) == ["conv1-dense1 logmel"] * 2 + ["conv0-dense0 mfcc + mixup"] * 2
-    assert list(table["seed"]) == [0, 1, 0, 1]
-    assert list(table["features"]) == ["logmel", "logmel", "mfcc", "mfcc"]
-    assert list(table["augment"]) == ["none", "none", "mixup", "mixup"]
-    assert list(table["n_conv"]) == [1, 1, 0, 0] and list(table["n_dense"]) == [1, 1, 0, 0]
-    assert table[["accuracy", "map_at_3", "macro_f1"]].apply(lambda c: c.between(0, 1)).all().all()
-    assert (table["epochs_run"] == 1).all() and (table["n_clips"] == 3).all()
-    assert table["params"].iloc[2] == 8 * 8 * 3 + 3  # a linear model on the flat window
-    summary = summarise(table)
-    assert list(summary["n"]) == [2, 2]
-    with pytest.raises(KeyError, match="mfcc"):
-        run_ablation({"logmel": prepared["logmel"]}, plan, [0], train, progress=False)
-
-
-def _fake_summary() -> pd.DataFrame:
-    rows = []
-    for k in range(3):
-        for m in range(2):
-            for seed in range(2):
-                rows.append({"model": f"conv{k}-dense{m} mfcc", "n_conv": k, "n_dense": m,
-                             "features": "mfcc", "augment": "none", "seed": seed,
-                             "accuracy": 0.3 + 0.1 * k + 0.02 * m + 0.01 * seed})
-    rows.append({"model": "conv2-dense1 logmel", "n_conv": 2, "n_dense": 1,
-                 "features": "logmel", "augment": "none", "seed": 0, "accuracy": 0.9})
-    return summarise(pd.DataFrame(rows))
-
-
-def test_plots_have_titles_labels_and_colour_bar():
-    summary = _fake_summary()
-    ax = plot_ablation(summary, "accuracy")
-    assert "accuracy" in ax.get_title() and "2 seed" in ax.get_title()
-    assert ax.get_xlabel() == "clip accuracy (test)" and ax.get_ylabel() == "variant"
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(summary["model"])
-    table = grid_table(summary, "accuracy")
-    assert table.shape == (3, 2) and table.attrs["feature"] == "mfcc"
-    assert table.loc[2, 1] == pytest.approx(0.3 + 0.2 + 0.02 + 0.005)
-    ax = plot_grid(summary, "accuracy")
-    assert ax.get_title() and ax.get_xlabel() == "hidden dense layers kept"
-    assert ax.get_ylabel() == "conv blocks kept"
-    assert ax.figure.axes[-1].get_ylabel() == "clip accuracy (test), mean over seeds"
+def test_grid_table_and_plots_have_titles_labels_and_colour_bar():
+    plan = variants(AblationConfig(conv_counts=(0, 1, 2), dense_counts=(0, 1), features=()))
+    summary = _fake_summary(plan)
+    table = grid_table(summary, plan, "cross_val_accuracy")
+    assert table.shape == (3, 2) and table.loc[2, 1] == pytest.approx(0.3 + 0.2 + 0.01)
+    ax = plot_grid(summary, plan, "cross_val_accuracy", "cross-library validation accuracy")
+    assert ax.get_xlabel() == "hidden dense layers kept" and ax.get_ylabel() == "conv blocks kept"
+    assert ax.figure.axes[-1].get_ylabel() == "cross-library validation accuracy"
     assert len(ax.texts) == 6  # every cell annotated
     assert label_problems(ax.figure) == []  # save_fig would accept it
+    ax = plot_ablation(summary)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(summary.index)
+    assert ax.get_title() and label_problems(ax.figure) == []
     plt.close("all")
-
-
-def test_grid_of_the_seed_spread():
-    summary = _fake_summary()
-    spread = grid_table(summary, "accuracy", stat="std")
-    assert spread.attrs["stat"] == "std"
-    assert spread.loc[1, 0] == pytest.approx(np.std([0.4, 0.41], ddof=1))
-    ax = plot_grid(summary, "accuracy", stat="std")
-    assert "std over seeds" in ax.get_title()
-    assert ax.figure.axes[-1].get_ylabel() == "clip accuracy (test), std over seeds"
-    with pytest.raises(ValueError, match="stat"):
-        grid_table(summary, stat="median")
-    plt.close("all")
-
-
-def test_compare_variants_by_hand():
-    table = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"],
-                          "accuracy": [0.70, 0.72, 0.74, 0.60, 0.61, 0.62, 0.9]})
-    out = compare_variants(table, "a", "b")
-    assert out["difference"] == pytest.approx(0.11)
-    se = np.sqrt(0.02 ** 2 / 3 + 0.01 ** 2 / 3)
-    assert out["se"] == pytest.approx(se) and out["conclusive"] is True
-    assert (out["n_a"], out["n_b"]) == (3, 3)
-    close = table.assign(accuracy=[0.70, 0.80, 0.60, 0.69, 0.71, 0.70, 0.9])
-    assert compare_variants(close, "a", "b")["conclusive"] is False  # within the spread
-    single = compare_variants(table, "c", "a")
-    assert single["conclusive"] is None and np.isnan(single["se"])  # one seed: no verdict
-    with pytest.raises(KeyError, match="zzz"):
-        compare_variants(table, "a", "zzz")
 
 
 def test_stopped_by_budget_by_hand():
-    runs = pd.DataFrame({"best_epoch": [3, 12, 11, 10, 12], "epochs_run": [5, 12, 12, 12, 12]})
-    # early-stopped at 5; best at the last epoch; 1 epoch after the best; stopped by patience
-    # exactly at the budget; best at the end
-    assert stopped_by_budget(runs, epochs=12, patience=2).tolist() == [False, True, True, False, True]
-    assert stopped_by_budget(runs, epochs=12, patience=1).tolist() == [False, True, False, False, True]
+    runs = pd.DataFrame({"best_epoch": [5, 10, 10, 3], "epochs_run": [9, 10, 10, 3],
+                         "max_epochs": [10, 10, 12, 10]})
+    # early stopping ended runs 0 and 3 (best before last, or stopped before the budget); run 1
+    # was still improving at the budget; run 2 peaked at its last epoch but below the budget
+    assert list(stopped_by_budget(runs)) == [False, True, False, False]
+    assert np.isfinite(stopped_by_budget(runs).sum())

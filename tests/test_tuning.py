@@ -1,5 +1,6 @@
-"""Tests of helpers.tuning: search space -> CNNConfig, searches on tiny data, failed trials,
-the saved best configuration, and `python -m helpers tune --workers 2` end to end."""
+"""Tests of helpers.tuning and helpers.tune_command: search space -> CNNConfig, searches on tiny
+data, failed trials, the saved best configuration, and `python -m helpers tune --workers 2` end
+to end (a real chief and two workers on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from helpers.features import FeatureConfig, FeatureSet
 from helpers.models import LOGMEL_CNN, CNNConfig
 from helpers.plots import label_problems
 from helpers.training import TrainConfig
+from helpers.tune_command import TuneJob
 from helpers.tuning import (
     COMPLETED,
     FixedValues,
     SearchSpace,
-    TuneJob,
     TuningError,
     TuningWarning,
     config_from_hp,
@@ -262,6 +263,48 @@ def test_same_seed_samples_the_same_trials(tmp_path):
     assert first_values(0, "c") != first_values(1, "d")
 
 
+def _end(oracle, trial, score: float | None) -> None:
+    """Report a trial as a worker would: its objective (None: the trial failed), then its end."""
+    if score is None:
+        trial.status = "FAILED"
+    else:
+        oracle.update_trial(trial.trial_id, {"val_map_at_3": score})
+        trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+def test_oracle_waits_for_workers_records_who_ran_what_and_knows_when_it_is_done(tmp_path):
+    """The oracle's additions, driven the way the chief's gRPC service drives them."""
+    from helpers.tuning import make_tuner
+
+    oracle = make_tuner(TINY_SPACE, TINY_BASE, 2, tmp_path, "p", expected_workers=2,
+                        wait_seconds=60).oracle
+    assert oracle.create_trial("tuner0").status == "IDLE"  # tuner1 has not asked yet
+    first = oracle.create_trial("tuner1")
+    second = oracle.create_trial("tuner0")
+    assert (first.status, second.status) == ("RUNNING", "RUNNING")
+    assert oracle.trial_tuners == {first.trial_id: "tuner1", second.trial_id: "tuner0"}
+    _end(oracle, first, 0.5)
+    assert oracle.create_trial("tuner1").status == "STOPPED"  # 2 trials: none left
+    assert not oracle.finished()  # tuner0's trial still runs
+    _end(oracle, second, None)
+    assert oracle.finished()
+    assert [oracle.get_trial(t).status for t in sorted(oracle.trial_tuners)] == [
+        "COMPLETED", "FAILED"]
+
+
+def test_oracle_stops_handing_out_trials_after_three_failures_in_a_row(tmp_path):
+    from helpers.tuning import make_tuner
+
+    oracle = make_tuner(TINY_SPACE, TINY_BASE, 8, tmp_path, "p").oracle
+    _end(oracle, oracle.create_trial("tuner0"), None)
+    _end(oracle, oracle.create_trial("tuner0"), 0.5)  # a success resets the count
+    for _ in range(3):
+        _end(oracle, oracle.create_trial("tuner0"), None)  # KerasTuner's own limit never raises
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert oracle.gave_up == "3 trials failed in a row" and oracle.finished()
+
+
 # ----------------------------------------------------------------------------- saved config
 
 
@@ -288,6 +331,70 @@ def test_load_best_explains_missing_and_bad_files(tmp_path):
 # ----------------------------------------------------------------------------- the command
 
 
+@pytest.fixture
+def chief_env(monkeypatch):
+    """KerasTuner's variables for a chief on a free port of 127.0.0.1; yields the port."""
+    from helpers.tune_command import free_port
+
+    port = free_port()
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    return port
+
+
+def test_a_chief_without_workers_gives_up_after_its_timeout_or_when_told(tmp_path, chief_env,
+                                                                         monkeypatch):
+    """KerasTuner's chief (tuner.search()) has no timeout; serve() adds one, and a stop event."""
+    import threading
+    import time
+
+    from helpers.tune_command import free_port, serve
+    from helpers.tuning import make_tuner
+
+    tuner = make_tuner(TINY_SPACE, TINY_BASE, 2, tmp_path, "p")
+    start = time.monotonic()
+    assert serve(tuner, timeout=1.0) is False  # nobody came: cut short, not finished
+    assert 1.0 <= time.monotonic() - start < 10
+    stop = threading.Event()
+    stop.set()
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(free_port()))  # the first still serves
+    other = make_tuner(TINY_SPACE, TINY_BASE, 2, tmp_path, "q")
+    assert serve(other, timeout=60.0, stop=stop) is False
+
+
+def test_a_chief_that_cannot_listen_says_so(tmp_path, chief_env):
+    import socket
+
+    from helpers.tune_command import serve
+    from helpers.tuning import make_tuner
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", chief_env))
+        taken.listen()
+        with pytest.raises(TuningError, match="cannot serve"):
+            serve(make_tuner(TINY_SPACE, TINY_BASE, 2, tmp_path, "p"), timeout=30.0)
+
+
+def _python(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_the_launcher_tells_the_chief_when_its_workers_are_done_and_stops_stragglers():
+    from helpers.tune_command import wait_all
+
+    # the chief waits until told (SIGTERM), then exits cleanly, as run_chief does
+    chief = _python("import signal, sys, time\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\ntime.sleep(60)")
+    ends = wait_all({"chief": chief, "tuner0": _python("pass")}, timeout=50, local=True)
+    assert chief.returncode == 0 and not ends["chief"][0] and ends["chief"][1] < 40
+    stuck = {"chief": _python("import time; time.sleep(60)"),
+             "tuner0": _python("import time; time.sleep(60)")}
+    ends = wait_all(stuck, timeout=1.0, local=True)
+    assert all(stopped for stopped, _ in ends.values())
+    assert all(p.poll() is not None for p in stuck.values())
+
+
 def test_job_argv_round_trips_through_the_parser(tmp_path):
     from dataclasses import fields
 
@@ -304,7 +411,7 @@ def test_job_argv_round_trips_through_the_parser(tmp_path):
 def test_distributed_search_with_two_workers(tmp_path):
     """A chief and two workers on 127.0.0.1 share 4 trials; every trial completes."""
     from helpers.demo import DemoConfig, build_demo
-    from helpers.tuning import free_port, read_trials
+    from helpers.tune_command import free_port, read_trials
 
     build_demo(tmp_path / "data" / "demo", DemoConfig(clips_per_class=8), progress=False)
     env = {**os.environ, "HELPERS_DATA_DIR": str(tmp_path / "data"),
