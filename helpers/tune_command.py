@@ -139,18 +139,22 @@ def job_train_config(job: TuneJob):
 def load_job_data(job: TuneJob):
     """Clips of the job's dataset and subset, split and turned into standardised log-mel windows.
 
-    The feature cache makes this cheap after the first process has extracted them.
+    Where the dataset records each clip's library (the demo), one prepared set per cross-library
+    direction, so trials are scored on cross-library validation; otherwise (FSDKaggle2018) one
+    in-library set, scored on its validation clips. The feature cache makes this cheap after the
+    first process has extracted the features.
     """
     from helpers.data import SUBSETS, dataset_root, load_clips
     from helpers.experiment import prepare
-    from helpers.features import FeatureConfig
-    from helpers.splits import assign_splits
+    from helpers.features import LOGMEL
+    from helpers.splits import LIBRARY_COLUMN, assign_splits, library_directions
 
     subset = job.subset if job.subset in SUBSETS else [s.strip() for s in job.subset.split(",")]
     clips = load_clips(dataset_root(job.dataset), subset=subset,
                        max_clips_per_class=job.max_clips_per_class, seed=job.seed)
-    clips = assign_splits(clips, seed=job.seed)
-    return prepare(clips, FeatureConfig(), progress=False)
+    if LIBRARY_COLUMN in clips:
+        return [prepare(d.clips, LOGMEL, progress=False) for d in library_directions(clips, seed=job.seed)]
+    return prepare(assign_splits(clips, seed=job.seed), LOGMEL, progress=False)
 
 
 def write_results(job: TuneJob, trials: pd.DataFrame) -> TuningResult | None:
@@ -162,7 +166,7 @@ def write_results(job: TuneJob, trials: pd.DataFrame) -> TuningResult | None:
     except TuningError:
         return None
     save_best(result.best_config, job.best_file,
-              extra={"val_map_at_3": result.best_score, "trial_id": result.best_trial_id,
+              extra={"score": result.best_score, "trial_id": result.best_trial_id,
                      "hyperparameters": result.best_hp, "dataset": job.dataset,
                      "subset": job.subset, "epochs": job.epochs, "seed": job.seed})
     return result
@@ -195,7 +199,7 @@ def summary_lines(trials: pd.DataFrame) -> list[str]:
         best = done.loc[done[OBJECTIVE].idxmax()]
         values = ", ".join(f"{n}={best[n]:.3g}" if isinstance(best[n], float) else f"{n}={best[n]}"
                            for n in hp_columns(trials))
-        lines.append(f"  best: trial {best['trial_id']} val MAP@3 {best[OBJECTIVE]:.3f} "
+        lines.append(f"  best: trial {best['trial_id']} score {best[OBJECTIVE]:.3f} "
                      f"({values})")
     return lines
 

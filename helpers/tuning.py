@@ -43,9 +43,9 @@ from helpers.files import json_safe, write_json
 from helpers.models import CNNConfig
 from helpers.paths import results_dir
 
-OBJECTIVE = "val_map_at_3"  # clip-level MAP@3 on the validation split, maximised
-METRIC_COLUMNS = ("val_map_at_3", "val_accuracy", "seconds", "best_epoch", "epochs_run",
-                  "params")
+OBJECTIVE = "score"  # clip accuracy on the clips choices are made on (see evaluate_config), maximised
+METRIC_COLUMNS = ("score", "val_accuracy", "val_map_at_3", "seconds", "best_epoch",
+                  "epochs_run", "params")
 INFO_COLUMNS = ("trial_id", "tuner_id", "status")
 BEST_FILE = "best_hyperparameters.json"
 COMPLETED = "COMPLETED"
@@ -236,30 +236,45 @@ def space_table(space: SearchSpace, base: CNNConfig) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- one trial
 
 
-def evaluate_config(prepared, config: CNNConfig, train_config) -> dict[str, float]:
-    """Train ``config`` on the train split (early stopping on val) and score validation clips.
+def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
+    """Train ``config`` (early stopping on each training split's val) and score it.
 
-    Returns ``val_map_at_3`` and ``val_accuracy`` (clip level, windows averaged per clip),
-    ``best_epoch``, ``epochs_run``, ``params`` and ``seconds`` (build + train + score).
-    Raises ``keras_tuner.errors.FailedTrialError`` if the model predicts non-finite values.
+    ``data`` is one :class:`helpers.experiment.Prepared` (in-library: ``score`` is the clip
+    accuracy on its validation clips) or a sequence of them, one per cross-library direction
+    (``score`` is the clip accuracy on the held-out libraries' training clips, ``cross_val``,
+    averaged over the directions: the choice generalises to a library the network never heard).
+    The directions train side by side as jobs (:func:`helpers.experiment.train_many`).
+    Also returns the in-library ``val_accuracy`` and ``val_map_at_3`` (means over directions),
+    ``best_epoch``/``epochs_run`` (means), ``params`` and ``seconds`` (wall clock).
+    Raises ``keras_tuner.errors.FailedTrialError`` if a model predicts non-finite values.
     """
-    import tf_keras as keras
     from keras_tuner.errors import FailedTrialError
 
     from helpers.evaluation import clip_metrics
-    from helpers.experiment import clip_probabilities, train_cnn
-    from helpers.models import count_params
+    from helpers.experiment import train_many
+    from helpers.parallel import TrainJob
 
     start = time.perf_counter()
-    keras.backend.clear_session()  # drop the previous trial's graph
-    model, result = train_cnn(prepared, config, train_config)
-    probs = clip_probabilities(model, prepared, "val")
-    if not np.isfinite(probs).all():
-        raise FailedTrialError(f"non-finite validation predictions (diverged?) for {config}")
-    val = clip_metrics(prepared.clip_y("val"), probs)
-    return {"val_map_at_3": val["map_at_3"], "val_accuracy": val["accuracy"],
-            "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run),
-            "params": float(count_params(model)), "seconds": time.perf_counter() - start}
+    prepared = list(data) if isinstance(data, (list, tuple)) else [data]
+    split = "cross_val" if isinstance(data, (list, tuple)) else "val"
+    jobs = [TrainJob(p, config, train_config, None, ("val", split) if split != "val" else ("val",))
+            for p in prepared]  # the test clips are not even scored
+    outcomes = train_many(jobs, progress=False)
+    scores, val = [], []
+    for p, outcome in zip(prepared, outcomes):
+        if split not in outcome.probs:
+            raise ValueError(f"no {split!r} split to score: pass the cross-library directions' data")
+        for probs in (outcome.probs[split], outcome.probs["val"]):
+            if not np.isfinite(probs).all():
+                raise FailedTrialError(f"non-finite predictions (diverged?) for {config}")
+        scores.append(clip_metrics(p.clip_y(split), outcome.probs[split])["accuracy"])
+        val.append(clip_metrics(p.clip_y("val"), outcome.probs["val"]))
+    return {"score": float(np.mean(scores)),
+            "val_accuracy": float(np.mean([v["accuracy"] for v in val])),
+            "val_map_at_3": float(np.mean([v["map_at_3"] for v in val])),
+            "best_epoch": float(np.mean([o.result.best_epoch for o in outcomes])),
+            "epochs_run": float(np.mean([o.result.epochs_run for o in outcomes])),
+            "params": float(outcomes[0].params), "seconds": time.perf_counter() - start}
 
 
 # ----------------------------------------------------------------------------- the tuner
@@ -367,7 +382,7 @@ def _classes():
 
         KerasTuner 1.4's own ``run_trial`` accepts Keras 3 models only, so this one trains the
         model itself and returns the metrics of :func:`evaluate_config` (the objective
-        ``val_map_at_3`` among them), which KerasTuner records for the trial.
+        ``score`` among them), which KerasTuner records for the trial.
         ``tuner.search(prepared, train_config, space, base, verbose=0)`` runs the search.
         """
 
@@ -583,7 +598,7 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
             raise ValueError(f"need {len(names)} axes for {names}, got {axes.size}")
     axes = axes.ravel()
     best = done.loc[done[objective].idxmax()] if len(done) else None
-    label = "validation MAP@3 (clips)" if objective == OBJECTIVE else objective
+    label = "score: validation accuracy (clips)" if objective == OBJECTIVE else objective
     for axis, name in zip(axes, names, strict=False):
         axis.scatter(done[name], done[objective], alpha=0.7, label="trial")
         if best is not None:
@@ -609,6 +624,28 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
     fig.suptitle(f"Random search: {label} against each hyperparameter "
                  f"({len(done)} trials{note})")
     return axes[:len(names)]
+
+
+def plot_best_so_far(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
+                     baseline: float | None = None, baseline_label: str = "baseline"):
+    """Each trial's score in order and the best score found so far (a search that still
+    climbs at its last trial would find more with more trials). ``baseline`` draws a reference
+    line. Returns the axes. Used in: notebooks/05_tuning.ipynb."""
+    from helpers.plots import new_axes
+
+    _, ax = new_axes(ax, figsize=(8, 4))
+    order = trials.assign(n=pd.to_numeric(trials["trial_id"], errors="coerce")).sort_values("n")
+    number = np.arange(1, len(order) + 1)
+    values = order[objective].to_numpy(dtype=float)
+    ax.plot(number, values, "o", color="C0", alpha=0.7, label="trial")
+    ax.step(number, np.fmax.accumulate(np.nan_to_num(values, nan=-np.inf)), where="post",
+            color="C3", label="best so far")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label=baseline_label)
+    ax.set(title="Random search: score per trial and best so far", xlabel="trial (in order of creation)",
+           ylabel="score: validation accuracy (clips)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
 
 
 def _log_ticks(axis, values) -> None:

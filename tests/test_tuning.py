@@ -175,15 +175,15 @@ def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
     assert (trials["status"] == COMPLETED).all() and result.n_failed == 0
     assert set(hp_columns(trials)) == {"conv1_filters", "conv1_kernel", "dense1_units",
                                        "dropout", "learning_rate"}
-    for column in ("val_map_at_3", "val_accuracy"):
+    for column in ("score", "val_map_at_3", "val_accuracy"):
         assert trials[column].between(0, 1).all()
     assert (trials["seconds"] > 0).all() and (trials["tuner_id"] == "tuner0").all()
     assert math.isfinite(result.best_score) and 0 <= result.best_score <= 1
-    assert result.best_score == trials["val_map_at_3"].max()
+    assert result.best_score == trials["score"].max()
     assert result.best_config == config_from_hp(FixedValues(result.best_hp), TINY_SPACE,
                                                 TINY_BASE)
     axes = plot_trials(trials)
-    assert len(axes) == 5 and axes[0].get_ylabel() == "validation MAP@3 (clips)"
+    assert len(axes) == 5 and axes[0].get_ylabel() == "score: validation accuracy (clips)"
     # 4 panels per row sharing y: its label shows in the first column only
     assert [a.yaxis.label.get_visible() for a in axes] == [True, False, False, False, True]
     assert label_problems(axes[0].figure) == []  # save_fig would accept it
@@ -197,47 +197,47 @@ def test_objective_is_validation_never_test(tiny, tmp_path, monkeypatch):
     import helpers.experiment as experiment
 
     seen = []
-    original = experiment.clip_probabilities
-    monkeypatch.setattr(experiment, "clip_probabilities",
-                        lambda model, prepared, split="test": seen.append(split)
-                        or original(model, prepared, split))
+    original = experiment.train_many
+    monkeypatch.setattr(experiment, "train_many",
+                        lambda jobs, **kw: seen.extend(job.splits for job in jobs) or original(jobs, **kw))
     tune(tiny, TINY_SPACE, TINY_BASE, n_trials=1, train_config=FAST, directory=tmp_path)
-    assert seen == ["val"]
+    assert seen == [("val",)]  # the trial's jobs score the validation clips only
 
 
 def test_failed_trial_is_reported_not_ranked(tiny, tmp_path, monkeypatch):
-    import helpers.models as models
+    import helpers.tuning as tuning
 
     calls = []
-    build = models.build_cnn
+    evaluate = tuning.evaluate_config
 
-    def build_fails_first(*args, **kwargs):
+    def fails_first(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise ValueError("deliberate failure for the test")
-        return build(*args, **kwargs)
+        return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(models, "build_cnn", build_fails_first)
+    monkeypatch.setattr(tuning, "evaluate_config", fails_first)
     with pytest.warns(TuningWarning, match="1 of 3 trials did not complete"):
         result = tune(tiny, TINY_SPACE, TINY_BASE, n_trials=3, train_config=FAST,
                       directory=tmp_path)
     trials = result.trials
     assert result.n_failed == 1 and len(trials) == 3
     failed = trials.iloc[0]
-    assert failed["status"] == "FAILED" and math.isnan(failed["val_map_at_3"])
+    assert failed["status"] == "FAILED" and math.isnan(failed["score"])
     assert "deliberate failure" in failed["error"]
     assert result.best_trial_id in {"1", "2"}
 
 
 @pytest.fixture
 def broken_build(monkeypatch):
-    """Every model build raises ``ValueError("broken model")``, so every trial fails."""
-    import helpers.models as models
+    """Every trial raises ``ValueError("broken model")`` (trainings run in worker processes, so
+    the trial's evaluation is what fails here), so every trial fails."""
+    import helpers.tuning as tuning
 
     def always_fails(*args, **kwargs):
         raise ValueError("broken model")
 
-    monkeypatch.setattr(models, "build_cnn", always_fails)
+    monkeypatch.setattr(tuning, "evaluate_config", always_fails)
 
 
 def test_search_with_no_completed_trial_raises(tiny, tmp_path, broken_build):
@@ -268,7 +268,7 @@ def _end(oracle, trial, score: float | None) -> None:
     if score is None:
         trial.status = "FAILED"
     else:
-        oracle.update_trial(trial.trial_id, {"val_map_at_3": score})
+        oracle.update_trial(trial.trial_id, {"score": score})
         trial.status = "COMPLETED"
     oracle.end_trial(trial)
 
@@ -427,7 +427,7 @@ def test_distributed_search_with_two_workers(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr + logs
     trials = read_trials(job)
     assert len(trials) == 4 and (trials["status"] == COMPLETED).all(), trials
-    assert trials["val_map_at_3"].between(0, 1).all()
+    assert trials["score"].between(0, 1).all()
     assert set(trials["tuner_id"]) == {"tuner0", "tuner1"}, trials  # both workers ran trials
     assert "tuner0: " in done.stdout and "tuner1: " in done.stdout
     best = json.loads(job.best_file.read_text())
