@@ -25,7 +25,6 @@ PROFILES: dict[str, dict] = {
         "epochs": 3,
         "seeds": [0],
         "n_trials": 2,
-        "tuning_epochs": 2,
         "fine_tune_epochs": 2,
         "sparsities": [0.0, 0.8],
         "ablation_epochs": 2,
