@@ -10,9 +10,9 @@ ships four tagging networks trained on 3-second log-mel patches, with their TF1 
 * ``MTT_vgg``, ``MSD_vgg``: a 5-layer VGG-style CNN of 3x3 filters, same data and tags.
 
 This module rebuilds those graphs layer by layer with ``tf_keras`` (Keras 2, like the rest of the
-project) and copies the checkpoint weights into them, so the networks run eagerly in the
-notebook process: musicnn's own code needs TF1 graph mode (its ``extractor`` module disables
-eager execution at import, so it is never imported here). ``tests/test_pretrained.py`` checks
+project) and copies the checkpoint weights into them, so the networks run in the notebook's own
+TensorFlow 2 process: musicnn's code needs TF1 graph mode (its ``extractor`` module disables
+eager execution for the whole process at import, so it is never imported here). ``tests/test_pretrained.py`` checks
 the port against musicnn's TF1 graph on the same inputs.
 
 A clip's **embedding** pools per-patch outputs of one or more networks over the clip's patches
@@ -445,12 +445,10 @@ def musicnn_outputs(patches: np.ndarray, name: str = "MTT_musicnn",
     if unknown:
         raise ValueError(f"{name} has no output(s) {unknown}; choose among {list(outputs_of(name))}")
     patches = np.asarray(patches, dtype=np.float32)
-    if patches.ndim != 3 or patches.shape[2] != N_MELS:
-        raise ValueError(f"expected patches (n, frames, {N_MELS}), got shape {patches.shape}")
+    if patches.ndim != 3 or patches.shape[2] != N_MELS or len(patches) == 0:
+        raise ValueError(f"expected patches (n >= 1, frames, {N_MELS}), got shape {patches.shape}")
     run = _compiled(name, outputs)
     parts = [run(patches[i:i + batch_size]) for i in range(0, len(patches), batch_size)]
-    if not parts:
-        raise ValueError("no patches to run")
     return {k: np.concatenate([p[k].numpy() for p in parts]) for k in outputs}
 
 
@@ -482,7 +480,8 @@ class EmbeddingConfig:
 
     The embedding is, for each model in ``models`` and each ``(output, statistic)`` in
     ``pooling``, that per-patch output reduced over the clip's patches by the statistic
-    (``"mean"`` or ``"max"``), all concatenated in that order. Outputs must be per-patch vectors:
+    (``"mean"`` or ``"max"``; every patch counts once, including a clip's last patch that
+    overlaps the one before), all concatenated in that order. Outputs must be per-patch vectors:
     ``mean_pool``, ``max_pool``, ``penultimate``, ``taggram`` (VGG models: ``taggram`` only).
     Clips are cut at ``max_seconds`` (like :class:`helpers.features.FeatureConfig`).
     """
@@ -492,6 +491,9 @@ class EmbeddingConfig:
     max_seconds: float | None = 10.0
 
     def __post_init__(self):
+        # tuples, whatever sequences were given: the config is hashable and its key stable
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "pooling", tuple((str(o), str(s)) for o, s in self.pooling))
         if not self.models or not self.pooling:
             raise ValueError("EmbeddingConfig needs at least one model and one pooling entry")
         for model in self.models:

@@ -57,6 +57,14 @@ def _clip_table(paths: dict) -> pd.DataFrame:
                          "split": "train"})
 
 
+def test_tags_are_musicnn_s():
+    from musicnn import configuration  # constants only (never musicnn.extractor)
+
+    assert P.MTT_TAGS == tuple(configuration.MTT_LABELS)
+    assert P.MSD_TAGS == tuple(configuration.MSD_LABELS)
+    assert P.tags_of("MTT_vgg") is P.MTT_TAGS and P.tags_of("MSD_musicnn") is P.MSD_TAGS
+
+
 # --- front end --------------------------------------------------------------------------------
 
 def test_patch_length_is_musicnn_s_three_seconds():
@@ -225,6 +233,8 @@ def test_taggram_over_time():
 def test_embedding_config_is_validated_and_sized():
     assert P.EmbeddingConfig().dim == 2 * (753 + 753 + 200 + 50)
     assert SMALL.dim == 50 + 753
+    as_lists = P.EmbeddingConfig(models=["MTT_musicnn"], pooling=[["taggram", "mean"], ["max_pool", "max"]])
+    assert as_lists == SMALL and hash(as_lists) == hash(SMALL)
     with pytest.raises(ValueError, match="no per-patch vector 'timbral'"):
         P.EmbeddingConfig(pooling=(("timbral", "mean"),))
     with pytest.raises(ValueError, match="'mean' or 'max', not 'median'"):
