@@ -89,7 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=200, help="demo clips to embed")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--batch", type=int, default=64, help="patches per model call")
+    parser.add_argument("--batch", type=int, default=16, help="patches per model call")
     parser.add_argument("--repeats", type=int, default=2, help="keep the fastest of N runs")
     parser.add_argument("--dataset", default="demo")
     parser.add_argument("--seed", type=int, default=0)

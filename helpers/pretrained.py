@@ -434,11 +434,13 @@ def _compiled(name: str, outputs: tuple[str, ...]):
 
 def musicnn_outputs(patches: np.ndarray, name: str = "MTT_musicnn",
                     outputs: Sequence[str] | None = None,
-                    batch_size: int = 64) -> dict[str, np.ndarray]:
+                    batch_size: int = 16) -> dict[str, np.ndarray]:
     """Run the trained model ``name`` on ``patches`` (n, frames, 96): ``{output: (n, ...)}``.
 
     ``outputs`` selects among :func:`outputs_of` (default: all); patches go through in batches
-    of ``batch_size``.
+    of ``batch_size``. On a CPU larger batches are hardly faster, but the front-end activations
+    of every patch in a batch are held at once, so memory grows with it
+    (``benchmarks/bench_embeddings.py --batch N`` prints both).
     """
     outputs = tuple(outputs) if outputs is not None else outputs_of(name)
     unknown = sorted(set(outputs) - set(outputs_of(name)))
@@ -578,7 +580,7 @@ def _weights_fingerprint(models: Sequence[str]) -> list:
 
 def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
                     use_cache: bool = True, progress: bool = True,
-                    batch_patches: int = 64) -> ClipEmbeddings:
+                    batch_patches: int = 16) -> ClipEmbeddings:
     """Embeddings of every clip of ``clips`` (columns ``fname``, ``path``; others are kept).
 
     Each clip's front end is computed once and fed to every model of ``config``; patches of
