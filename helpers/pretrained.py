@@ -127,7 +127,8 @@ def read_checkpoint(folder: str | Path) -> dict[str, np.ndarray]:
     """The trained variables of a musicnn TF1 checkpoint folder, ``{"conv2d/kernel": array}``.
 
     musicnn saves each checkpoint with an empty file name (``<folder>/.index``,
-    ``.data-00000-of-00001``), so it is read by the prefix ``"<folder>/"``. Adam's slots and
+    ``.data-00000-of-00001``), so it is read by the prefix ``"<folder>/"`` (its ``checkpoint``
+    file points at the author's disk and is not used). Adam's slots and
     ``beta1_power``/``beta2_power`` (optimizer state) are left out.
     Raises FileNotFoundError or ValueError naming the folder.
     """
@@ -404,13 +405,17 @@ def assign_checkpoint(model, variables: dict[str, np.ndarray], name: str) -> Non
                          + "; ".join(problems))
 
 
-@functools.cache
 def load_musicnn(name: str = "MTT_musicnn"):
     """The trained musicnn model ``name`` (see :func:`build_musicnn`), loaded once per process.
 
     Weights come from the checkpoint inside the installed musicnn package. Used in:
     notebooks/09_pretrained.ipynb.
     """
+    return _load(_check_name(name))
+
+
+@functools.cache  # keyed by the name alone, however load_musicnn was called
+def _load(name: str):
     model = build_musicnn(name)
     assign_checkpoint(model, read_checkpoint(checkpoint_dir(name)), name)
     return model
@@ -449,6 +454,9 @@ def musicnn_outputs(patches: np.ndarray, name: str = "MTT_musicnn",
     patches = np.asarray(patches, dtype=np.float32)
     if patches.ndim != 3 or patches.shape[2] != N_MELS or len(patches) == 0:
         raise ValueError(f"expected patches (n >= 1, frames, {N_MELS}), got shape {patches.shape}")
+    if architecture(name) == "vgg" and patches.shape[1] != PATCH_FRAMES:
+        raise ValueError(f"{name} takes patches of exactly {PATCH_FRAMES} frames, "
+                         f"got {patches.shape[1]}")
     run = _compiled(name, outputs)
     parts = [run(patches[i:i + batch_size]) for i in range(0, len(patches), batch_size)]
     return {k: np.concatenate([p[k].numpy() for p in parts]) for k in outputs}
@@ -469,10 +477,10 @@ def taggram_for(y: np.ndarray, sample_rate: int, name: str = "MTT_musicnn") -> p
 # --- clip embeddings --------------------------------------------------------------------------
 
 DEFAULT_POOLING: tuple[tuple[str, str], ...] = (
-    ("mean_pool", "mean"),  # the average of the time-averaged features ...
-    ("max_pool", "max"),  # ... the strongest response anywhere in the clip ...
-    ("penultimate", "mean"),  # ... the hidden layer the tags are read from ...
-    ("taggram", "mean"),  # ... and the tag probabilities, averaged over the clip's patches
+    ("mean_pool", "mean"),  # each front/mid-end feature averaged over the whole clip,
+    ("max_pool", "max"),  # its strongest response anywhere in the clip,
+    ("penultimate", "mean"),  # the hidden layer the tags are read from, averaged over patches,
+    ("taggram", "mean"),  # and the 50 tag probabilities, averaged over patches
 )
 
 
@@ -498,6 +506,9 @@ class EmbeddingConfig:
         object.__setattr__(self, "pooling", tuple((str(o), str(s)) for o, s in self.pooling))
         if not self.models or not self.pooling:
             raise ValueError("EmbeddingConfig needs at least one model and one pooling entry")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"EmbeddingConfig.max_seconds must be positive or None, "
+                             f"not {self.max_seconds}")
         for model in self.models:
             widths = VECTOR_WIDTHS[architecture(model)]
             for output, stat in self.pooling:

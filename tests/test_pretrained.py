@@ -170,7 +170,13 @@ def test_outputs_are_named_and_shaped_as_musicnn_s():
     assert shapes == {"taggram": (2, 50), "timbral": (2, 187, 408), "temporal": (2, 187, 153),
                       "cnn1": (2, 187, 64), "cnn2": (2, 187, 64), "cnn3": (2, 187, 64),
                       "mean_pool": (2, 753), "max_pool": (2, 753), "penultimate": (2, 200)}
-    assert P.load_musicnn("MSD_musicnn") is P.load_musicnn("MSD_musicnn")  # loaded once
+    assert P.load_musicnn("MSD_musicnn") is P.load_musicnn(name="MSD_musicnn")  # loaded once
+    assert P.load_musicnn() is P.load_musicnn("MTT_musicnn")
+    # musicnn networks take any length (trained on 3 s), the VGGs exactly 187 frames
+    longer = np.zeros((1, 300, P.N_MELS), np.float32)
+    assert P.musicnn_outputs(longer, "MTT_musicnn", ["cnn1"])["cnn1"].shape == (1, 300, 64)
+    with pytest.raises(ValueError, match="exactly 187 frames, got 300"):
+        P.musicnn_outputs(longer, "MTT_vgg")
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused():
