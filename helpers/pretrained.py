@@ -645,13 +645,13 @@ def _embed_batch(patches: list[np.ndarray], config: EmbeddingConfig,
 def _embed(clips: pd.DataFrame, config: EmbeddingConfig, progress: bool,
            batch_patches: int) -> dict[str, np.ndarray]:
     """Embed every clip, skipping (and recording) the unusable ones."""
-    from tqdm.auto import tqdm
+    from helpers.progress import progress as progress_bar
 
     rows, n_patches, X, bad_f, bad_r = [], [], [], [], []
     pending: list[np.ndarray] = []  # patches of clips not yet run through the models
     items = enumerate(clips[["fname", "path"]].itertuples(index=False))
-    for i, (fname, path) in tqdm(items, total=len(clips), desc="musicnn embeddings",
-                                 disable=not progress, unit="clip"):
+    for i, (fname, path) in progress_bar(items, total=len(clips), desc="musicnn embeddings",
+                                         disable=not progress, unit="clip"):
         try:
             y = load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=config.max_seconds)
         except AudioError as exc:
