@@ -40,14 +40,18 @@ class ChainError(RuntimeError):
     """A notebook of the chain failed; the message names the notebook and the cell."""
 
 
-def chain_notebooks(start: str | None = None) -> list[Path]:
-    """The numbered notebooks ``NN_*.ipynb`` in order, from chapter ``start`` (e.g. '04')."""
+def chain_notebooks(start: str | None = None, stop: str | None = None) -> list[Path]:
+    """The numbered notebooks ``NN_*.ipynb`` in order, from chapter ``start`` to ``stop``
+    (both included, e.g. '04'; None: from the first, to the last)."""
     found = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    numbers = {p.name[:2] for p in found}
+    for bound in (start, stop):
+        if bound is not None and f"{int(bound):02d}" not in numbers:
+            raise ChainError(f"no notebook numbered {int(bound):02d} in {notebooks_dir()}")
     if start is not None:
-        start = f"{int(start):02d}"
-        if not any(p.name.startswith(start) for p in found):
-            raise ChainError(f"no notebook numbered {start} in {notebooks_dir()}")
-        found = [p for p in found if p.name[:2] >= start]
+        found = [p for p in found if p.name[:2] >= f"{int(start):02d}"]
+    if stop is not None:
+        found = [p for p in found if p.name[:2] <= f"{int(stop):02d}"]
     return found
 
 
@@ -107,7 +111,7 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
 
 
 def run_chain(profile: str = "full", start: str | None = None, progress: bool = True,
-              overrides: dict | None = None) -> dict:
+              overrides: dict | None = None, stop: str | None = None) -> dict:
     """Run the chain; returns and writes ``results/chain_<profile>.json`` (atomically) with seconds
     per notebook.
 
@@ -116,7 +120,7 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
     """
     if profile not in PROFILES:
         raise ChainError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    notebooks = chain_notebooks(start)
+    notebooks = chain_notebooks(start, stop)
     if not notebooks:
         raise ChainError(f"no numbered notebooks in {notebooks_dir()}")
     times: dict[str, float] = {}

@@ -37,8 +37,10 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     from helpers.chain import ChainError, run_chain
 
     try:
-        overrides = {k: v for k, v in (("dataset", args.dataset), ("subset", args.subset)) if v}
-        run_chain(args.profile, start=args.start, progress=not args.quiet, overrides=overrides)
+        overrides = {k: v for k, v in (("dataset", args.dataset), ("subset", args.subset),
+                                       ("verified_only", args.verified_only)) if v}
+        run_chain(args.profile, start=args.start, stop=args.stop, progress=not args.quiet,
+                  overrides=overrides)
     except ChainError as exc:
         print(f"chain stopped: {exc}", file=sys.stderr)
         return 1
@@ -145,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="full: the notebooks' defaults (make run); smoke: tiny, for tests")
     chain.add_argument("--from", dest="start", default=None, metavar="NN",
                        help="restart from chapter NN (e.g. 04)")
+    chain.add_argument("--to", dest="stop", default=None, metavar="NN",
+                       help="stop after chapter NN (e.g. --from 03 --to 03 reruns one chapter)")
+    chain.add_argument("--verified-only", action="store_true",
+                       help="keep only training clips whose label a person verified (FSDKaggle2018)")
     chain.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     chain.add_argument("--dataset", choices=["demo", "fsdkaggle2018"], default=None,
                        help="run every notebook on this dataset (default: the notebooks' own, demo)")

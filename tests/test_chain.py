@@ -65,5 +65,6 @@ def test_a_failing_cell_is_named(tmp_path, monkeypatch):
 def test_from_selects_later_chapters_and_rejects_unknown_ones():
     all_nbs = chain_notebooks()
     assert chain_notebooks("02") == [p for p in all_nbs if p.name[:2] >= "02"]
+    assert chain_notebooks("03", "04") == [p for p in all_nbs if "03" <= p.name[:2] <= "04"]
     with pytest.raises(ChainError, match="no notebook numbered 99"):
         chain_notebooks("99")
