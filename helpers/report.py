@@ -46,30 +46,56 @@ def _fmt(value, std=None, digits: int = 3) -> str:
     return f"{text} ± {std:.{digits}f}" if std is not None else text
 
 
+def _score(entry: dict, column: str, metric: str) -> str:
+    block = entry.get(column)
+    if not isinstance(block, dict) or block.get(metric) is None:
+        return "–"
+    std = block.get(f"{metric}_std") if entry.get("seeds", 1) > 1 else None
+    return _fmt(block[metric], std)
+
+
+def _weights(entry: dict) -> str:
+    """Weights of the model; for a pruned model, its non-zero weights out of all."""
+    params, nonzero = entry.get("params"), entry.get("nonzero")
+    if not isinstance(params, (int, float)):
+        return "–"
+    if isinstance(nonzero, (int, float)):
+        return f"{nonzero:,.0f} non-zero of {params:,.0f}"
+    return f"{params:,.0f}"
+
+
 def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> str:
-    """A Markdown table of every model variant scored on the test split (``run``: the profile
-    of the chain run that wrote ``summary``), then, with ``timing``, the benchmark's timing table
-    or else the chain's own time."""
+    """The results table: every model once, its in-library and cross-library test scores.
+
+    A row's scores are the mean (± standard deviation over seeds) over both cross-library
+    directions; single runs are marked. ``run`` names the profile of the chain run that wrote
+    ``summary``; with ``timing``, the benchmark's timing table (or else the chain's own time)
+    follows.
+    """
     models = summary.get("models", {})
     if not models:
         return "_No results yet: run `make run`._"
-    lines = ["| model (notebook) | test accuracy | macro-F1 | MAP@3 | parameters | seeds |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for name in sorted(models):
-        m = models[name]
-        params = m.get("params")
+    lines = ["| model | notebook | in-library accuracy | cross-library accuracy | in-library MAP@3 "
+             "| cross-library MAP@3 | weights | seeds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key in sorted(models):
+        m = models[key]
+        seeds = int(m.get("seeds", 1))
         lines.append(
-            f"| {name} | {_fmt(m.get('accuracy'), m.get('accuracy_std'))} "
-            f"| {_fmt(m.get('macro_f1'), m.get('macro_f1_std'))} "
-            f"| {_fmt(m.get('map_at_3'), m.get('map_at_3_std'))} "
-            f"| {f'{params:,.0f}' if isinstance(params, (int, float)) else '–'} "
-            f"| {m.get('seeds', 1)} |")
+            f"| {m.get('name', key)} | {key[:2]} | {_score(m, 'in_library', 'accuracy')} "
+            f"| {_score(m, 'cross_library', 'accuracy')} | {_score(m, 'in_library', 'map_at_3')} "
+            f"| {_score(m, 'cross_library', 'map_at_3')} | {_weights(m)} "
+            f"| {seeds if seeds > 1 else '1 (single run)'} |")
     dataset = sorted({m.get("dataset", "?") for m in models.values()})
-    chapters = sorted({name[:2] for name in models if name[:2].isdigit()})
+    chapters = sorted({key[:2] for key in models if key[:2].isdigit()})
     lines.append("")
-    lines.append(f"Dataset: {', '.join(dataset)}; mean ± standard deviation over seeds where "
-                 "a model was trained more than once. Generated from `results/summary.json`, "
-                 f"which holds the results of notebook(s) {', '.join(chapters)} of the last {run} run.")
+    lines.append(
+        f"Dataset: {', '.join(dataset)}. **In-library**: a model trained on one sample library, tested on "
+        "that library's test clips; **cross-library**: the same model tested on the other library's test "
+        "clips (mean over both directions; ± is the standard deviation over seeds). Models trained on both "
+        "libraries (the project's and the shipped model) have no library left to test on: their "
+        "cross-library column is their recipe's, trained on one library. No test clip chose anything. "
+        f"Generated from `results/summary.json` (notebooks {', '.join(chapters)} of the last {run} run).")
     bench = timing_markdown() if timing else ""
     if bench:
         lines += ["", bench]

@@ -20,18 +20,28 @@ from helpers.report import (
 )
 
 SUMMARY = {"models": {
-    "03 log-mel CNN": {"accuracy": 0.8312, "accuracy_std": 0.011, "macro_f1": 0.82, "map_at_3": 0.889,
-                       "params": 353426, "seeds": 3, "dataset": "demo"},
-    "03 SVM (RBF)": {"accuracy": 0.689, "macro_f1": 0.684, "map_at_3": 0.773, "dataset": "demo"},
+    "03/log-mel-cnn": {"name": "log-mel CNN", "notebook": "03_baselines", "dataset": "demo", "seeds": 3,
+                       "in_library": {"accuracy": 0.8312, "accuracy_std": 0.011, "map_at_3": 0.889,
+                                      "map_at_3_std": 0.004},
+                       "cross_library": {"accuracy": 0.6301, "accuracy_std": 0.02, "map_at_3": 0.74,
+                                         "map_at_3_std": 0.01},
+                       "params": 353426},
+    "03/svm-(rbf)": {"name": "SVM (RBF)", "notebook": "03_baselines", "dataset": "demo", "seeds": 1,
+                     "in_library": {"accuracy": 0.689, "accuracy_std": None, "map_at_3": 0.773},
+                     "cross_library": {"accuracy": 0.6, "map_at_3": 0.7}},
+    "06/pruned-keras": {"name": "project CNN pruned", "notebook": "06_pruning", "dataset": "demo", "seeds": 1,
+                        "in_library": {"accuracy": 0.81, "map_at_3": 0.88}, "params": 1000, "nonzero": 300},
 }}
 
 
-def test_results_table_has_one_row_per_model_with_mean_and_spread():
+def test_results_table_has_one_row_per_model_with_both_columns():
     text = results_markdown(SUMMARY)
-    rows = [line for line in text.splitlines() if line.startswith("| 03 ")]
-    assert len(rows) == 2
-    assert "| 03 log-mel CNN | 0.831 ± 0.011 | 0.820 | 0.889 | 353,426 | 3 |" in rows
-    assert "notebook(s) 03" in text and "Dataset: demo" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "| 0" in line]
+    assert len(rows) == 3
+    assert "| log-mel CNN | 03 | 0.831 ± 0.011 | 0.630 ± 0.020 | 0.889 ± 0.004 | 0.740 ± 0.010 | 353,426 | 3 |" in rows
+    assert "| SVM (RBF) | 03 | 0.689 | 0.600 | 0.773 | 0.700 | – | 1 (single run) |" in rows
+    assert "| project CNN pruned | 06 | 0.810 | – | 0.880 | – | 300 non-zero of 1,000 | 1 (single run) |" in rows
+    assert "notebooks 03, 06" in text and "Dataset: demo" in text and "cross-library" in text
 
 
 def test_no_results_says_how_to_get_them():
@@ -76,7 +86,7 @@ def test_write_readme_fills_every_section(tmp_path):
     readme.write_text("# x\n<!-- results:start -->\n<!-- results:end -->\n<!-- figures:start -->\n"
                       "<!-- figures:end -->\n<!-- gallery:start -->\n<!-- gallery:end -->\n")
     text = write_readme(readme).read_text()
-    assert "| 03 SVM (RBF) | 0.689 |" in text
+    assert "| SVM (RBF) | 03 | 0.689 |" in text
     assert "**Notebook 03**" in text and "03_confusion" in text
     figures = text.split("<!-- figures:start -->")[1].split("<!-- figures:end -->")[0]
     assert f"![{KEY_FIGURES[0][1]}](" in figures and "03_model_comparison.png)" in figures
