@@ -172,6 +172,25 @@ def fold_carriage_returns(outputs: list) -> list:
     return merged
 
 
+# TensorFlow's C++ start-up notices (INFO lines, and absl's note that precedes them), printed once
+# per process whatever TF_CPP_MIN_LOG_LEVEL says: noise for a reader, so the book leaves them out.
+_TF_NOTICE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are "
+                        r"written to STDERR|I0000 [\d:. ]+\d+ [\w.]+:\d+\] .*)$")
+
+
+def drop_tensorflow_notices(outputs: list) -> list:
+    """Stream outputs without TensorFlow's C++ INFO start-up lines; streams left empty go."""
+    kept = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            lines = [ln for ln in out["text"].split("\n") if not _TF_NOTICE.match(ln)]
+            out["text"] = "\n".join(lines)
+            if not out["text"].strip():
+                continue
+        kept.append(out)
+    return kept
+
+
 def chapter_source(chapter: Chapter, repo: str | None = None):
     """The executed notebook, as the book shows it: the launch note under its title, progress
     bars folded. The executed file itself is not changed."""
@@ -180,7 +199,7 @@ def chapter_source(chapter: Chapter, repo: str | None = None):
     nb = nbformat.read(chapter.path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.outputs = fold_carriage_returns(cell.outputs)
+            cell.outputs = drop_tensorflow_notices(fold_carriage_returns(cell.outputs))
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(launch_note(chapter, repo), id="book-launch"))
     return nb
 

@@ -365,3 +365,15 @@ def test_the_book_plays_the_runs_audio(book_site):
     for name in with_audio:
         sources = re.findall(r'<source src="([^"]{0,40})', pages[name])
         assert sources and all(s.startswith("data:audio/") for s in sources), name
+
+
+def test_tensorflow_start_up_notices_are_left_out_of_the_book():
+    from helpers.book import drop_tensorflow_notices
+
+    notice = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+              "I0000 00:00:1796021800.628778   24532 port.cc:153] oneDNN custom operations are on.\n")
+    outputs = [{"output_type": "stream", "name": "stderr", "text": notice},
+               {"output_type": "stream", "name": "stderr", "text": notice + "UserWarning: kept\n"},
+               {"output_type": "stream", "name": "stdout", "text": "I0000 printed by the notebook itself\n"}]
+    kept = drop_tensorflow_notices(outputs)
+    assert [o["text"] for o in kept] == ["UserWarning: kept\n", "I0000 printed by the notebook itself\n"]
