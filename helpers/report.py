@@ -65,6 +65,21 @@ def _weights(entry: dict) -> str:
     return f"{params:,.0f}"
 
 
+def pruning_goals_markdown(summary: dict) -> str:
+    """One line: the pruning goals notebook 06 met, and those it missed by how much ('' if none)."""
+    rows = summary.get("pruning", {}).get("06/goals", {}).get("rows", {})
+    goals = {k: r for k, r in rows.items() if r.get("counts")}
+    if not goals:
+        return ""
+    missed = [f"{r['goal']} (measured {r['measured']:.3g}, missed by {abs(r['margin']):.3g})"
+              for r in goals.values() if not r["met"]]
+    met = [r["goal"] for r in goals.values() if r["met"]]
+    text = f"Pruning (notebook 06) met {len(met)} of its {len(goals)} goals"
+    text += (": " + "; ".join(met) + "." if not missed else
+             (f" ({'; '.join(met)})" if met else "") + ". Missed: " + "; ".join(missed) + ".")
+    return text
+
+
 def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> str:
     """The results table: every model once, its in-library and cross-library test scores.
 
@@ -97,6 +112,9 @@ def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> s
         "libraries (the project's and the shipped model) have no library left to test on: their "
         "cross-library column is their recipe's, trained on one library. No test clip chose anything. "
         f"Generated from `results/summary.json` (notebooks {', '.join(chapters)} of the last {run} run).")
+    goals = pruning_goals_markdown(summary)
+    if goals:
+        lines += ["", goals]
     bench = timing_markdown() if timing else ""
     if bench:
         lines += ["", bench]

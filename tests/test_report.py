@@ -44,6 +44,17 @@ def test_results_table_has_one_row_per_model_with_both_columns():
     assert "notebooks 03, 06" in text and "Dataset: demo" in text and "cross-library" in text
 
 
+def test_the_missed_pruning_goals_are_named_with_their_margin():
+    goals = {"notebook": "06_pruning", "rows": {
+        "sparsity": {"goal": "sparsity >= 80%", "measured": 0.7, "margin": -0.1, "met": False, "counts": True},
+        "gzip_ratio": {"goal": "pruned .keras >= 3x smaller", "measured": 3.2, "margin": 0.2, "met": True, "counts": True},
+        "int8_ratio_raw": {"goal": "reported only", "measured": 2.0, "margin": -8, "met": False, "counts": False}}}
+    text = results_markdown({**SUMMARY, "pruning": {"06/goals": goals}}, timing=False)
+    assert ("Pruning (notebook 06) met 1 of its 2 goals (pruned .keras >= 3x smaller). Missed: "
+            "sparsity >= 80% (measured 0.7, missed by 0.1).") in text
+    assert "reported only" not in text
+
+
 def test_no_results_says_how_to_get_them():
     assert "make run" in results_markdown({})
 
