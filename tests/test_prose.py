@@ -59,7 +59,7 @@ def test_notebook_03_describes_each_architecture_from_its_configuration():
 def test_the_executed_notebook_03_prints_the_configurations_description(smoke_runs):
     executed = nbformat.read(smoke_runs[0] / "executed" / NB03.name, as_version=4)
     shown = json.dumps([c.get("outputs", []) for c in executed.cells])
-    for cnn, features in DESCRIBED_03.values():
+    for cnn, _ in DESCRIBED_03.values():
         sentence = describe_cnn(cnn)  # without sizes: the part that depends on the configuration only
         assert sentence.split(". Adam")[0] in shown
 
