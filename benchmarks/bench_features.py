@@ -1,20 +1,23 @@
-"""How fast is log-mel (and MFCC) extraction? Prints seconds of audio processed per second.
+"""How fast is feature extraction? Prints seconds of audio processed per second (x real time).
 
-Goal (issue 2): log-mel at 500x real time or more on one core, after warm-up.
-Run: .venv/bin/python benchmarks/bench_features.py [--seconds 600]
+For the project's two front ends (``LOGMEL``, the seed's ``SEED_MFCC``) and for whole windows
+(features plus the activity gate), each with BLAS on one thread (what ``extract_features`` does,
+:func:`helpers.parallel.one_blas_thread`) and with BLAS's default threads: on a busy machine the
+default threads mostly wait for each other. Run it on a quiet machine and again while something
+else loads the cores (e.g. ``--busy``, which starts a spinning process per core).
+Goal: log-mel at 500x real time or more on one core, after warm-up.
+Run: .venv/bin/python benchmarks/bench_features.py [--seconds 600] [--busy]
 """
 
+import argparse
+import multiprocessing
 import os
+import time
 
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[var] = "1"  # one core
+import numpy as np
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from helpers.features import FeatureConfig, clip_windows, log_mel, mfcc  # noqa: E402
+from helpers.features import LOGMEL, SEED_MFCC, clip_features, clip_windows
+from helpers.parallel import one_blas_thread
 
 
 def clips(total_seconds: float, sr: int, seed: int = 0) -> list[np.ndarray]:
@@ -39,19 +42,35 @@ def rate(fn, signals, sr) -> float:
     return sum(len(y) for y in signals) / sr / elapsed
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=600, help="audio to process (s)")
+    parser.add_argument("--busy", action="store_true", help="load every core with a spinning process")
     args = parser.parse_args()
-    cfg = FeatureConfig()
-    signals = clips(args.seconds, cfg.sample_rate)
+    signals = clips(args.seconds, LOGMEL.sample_rate)
     for y in signals[:3]:  # warm-up (librosa filterbank caches, numba JIT)
-        log_mel(y, cfg), mfcc(y, cfg), clip_windows(y, cfg)
-    print(f"audio: {len(signals)} clips, {args.seconds:.0f} s at {cfg.sample_rate} Hz; one core")
-    for name, fn in [("log-mel", lambda y: log_mel(y, cfg)),
-                     ("MFCC", lambda y: mfcc(y, cfg)),
-                     ("log-mel windows (incl. loudness gate)", lambda y: clip_windows(y, cfg))]:
-        print(f"{name:40s} {rate(fn, signals, cfg.sample_rate):8.0f} x real time")
+        clip_windows(y, LOGMEL), clip_windows(y, SEED_MFCC)
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)] \
+        if args.busy else []
+    for p in spinners:
+        p.start()
+    print(f"audio: {len(signals)} clips, {args.seconds:.0f} s at {LOGMEL.sample_rate} Hz; "
+          f"{'every core busy with a spinning process' if spinners else 'no extra load'}")
+    print(f"{'':34s} {'BLAS 1 thread':>14s} {'BLAS default':>14s}")
+    for name, fn in [("log-mel (LOGMEL)", lambda y: clip_features(y, LOGMEL)),
+                     ("MFCC (SEED_MFCC)", lambda y: clip_features(y, SEED_MFCC)),
+                     ("log-mel windows incl. the gate", lambda y: clip_windows(y, LOGMEL))]:
+        with one_blas_thread():
+            one = rate(fn, signals, LOGMEL.sample_rate)
+        default = rate(fn, signals, LOGMEL.sample_rate)
+        print(f"{name:34s} {one:11.0f} x rt {default:11.0f} x rt")
+    for p in spinners:
+        p.terminate()
 
 
 if __name__ == "__main__":

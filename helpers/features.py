@@ -277,20 +277,22 @@ def extract_features(clips: pd.DataFrame, config: FeatureConfig, use_cache: bool
 
 def _extract(clips: pd.DataFrame, config: FeatureConfig, progress: bool) -> dict[str, np.ndarray]:
     """Compute windows for every clip, skipping (and recording) the unusable ones."""
+    from helpers.parallel import one_blas_thread
     from helpers.progress import progress as progress_bar
 
     windows, ids, bad_f, bad_r = [], [], [], []
     rows = clips[["fname", "path"]].itertuples(index=False)
-    for fname, path in progress_bar(rows, total=len(clips), desc=f"{config.kind} features",
-                                    disable=not progress, unit="clip"):
-        try:
-            w = file_windows(path, config)
-        except AudioError as exc:
-            bad_f.append(fname)
-            bad_r.append(exc.problem)
-            continue
-        windows.append(w)
-        ids += [fname] * len(w)
+    with one_blas_thread():
+        for fname, path in progress_bar(rows, total=len(clips), desc=f"{config.kind} features",
+                                        disable=not progress, unit="clip"):
+            try:
+                w = file_windows(path, config)
+            except AudioError as exc:
+                bad_f.append(fname)
+                bad_r.append(exc.problem)
+                continue
+            windows.append(w)
+            ids += [fname] * len(w)
     shape = (0, *config.input_shape)
     return {
         "X": np.concatenate(windows) if windows else np.zeros(shape, np.float32),

@@ -71,6 +71,20 @@ class TrainOutcome:
     params: int
 
 
+def one_blas_thread():
+    """A context in which BLAS (numpy, scipy, librosa's mel filter bank) uses one thread.
+
+    Clips are processed one by one and their matrix products are small, so a multi-threaded
+    BLAS mostly waits for its own threads, and on a busy machine (other processes on the
+    cores) it waits for them to be scheduled: per-clip work then runs several times slower
+    than on one thread (``benchmarks/bench_features.py`` times both). threadpoolctl comes with
+    scikit-learn. Used in: helpers.features, helpers.perturb, helpers.pretrained.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def configure_threads(threads: int = JOB_THREADS) -> None:
     """Fix TensorFlow's thread pools (before any TensorFlow op runs in this process).
 
@@ -131,6 +145,9 @@ def _init_worker() -> None:
 
     os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C / a stopped kernel: the parent shuts us down
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=JOB_THREADS)  # BLAS too (numpy was loaded before OMP_NUM_THREADS was set)
 
     import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 

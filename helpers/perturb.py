@@ -29,22 +29,6 @@ PERTURBATIONS: tuple[str, ...] = ("none", "noise", "reverb", "gain")
 _UNITS = {"none": "", "noise": "dB SNR", "reverb": "s RT60", "gain": "dB"}
 
 
-def _one_blas_thread():
-    """Limit BLAS to one thread while clips are processed one by one.
-
-    The per-clip matrix products (the mel filter bank) are small, so on a busy machine a
-    multi-threaded BLAS spends most of its time waiting for its threads instead of
-    computing. threadpoolctl comes with scikit-learn; without it this does nothing.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def add_noise(y: np.ndarray, snr: float, seed: int | Sequence[int] = 0) -> np.ndarray:
     """Add white Gaussian noise at exactly ``snr`` dB SNR (:mod:`helpers.acoustics`' definition).
 
@@ -134,7 +118,9 @@ def perturbed_split(prepared: Prepared, perturbation: Perturbation, split: str =
     fs = prepared.splits[split]
     windows, ids = [], []
     rows = fs.clips[["fname", "path"]].itertuples(index=False)
-    with _one_blas_thread():
+    from helpers.parallel import one_blas_thread
+
+    with one_blas_thread():
         for fname, path in progress_bar(rows, total=len(fs.clips), disable=not progress, unit="clip",
                                         desc=perturbation.label):
             y = load_audio(path, sample_rate=config.sample_rate, max_seconds=config.max_seconds)
