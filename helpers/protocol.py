@@ -60,6 +60,59 @@ class CNNRecipe:
     versions: Any = None
 
 
+def _tuples(value):
+    """JSON lists back to tuples, so frozen configurations compare equal after a round trip."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def save_recipe(recipe: CNNRecipe, path, extra: dict | None = None):
+    """Write ``recipe`` (features, network, training settings, augmentation, versions) as JSON,
+    atomically, so a later chapter rebuilds exactly what an earlier one chose
+    (:func:`load_recipe`). ``extra`` (how it was chosen, its scores) is stored beside it."""
+    from dataclasses import asdict
+
+    from helpers.files import write_json
+
+    versions = None
+    if recipe.versions is not None:
+        versions = {"kind": type(recipe.versions).__name__, **asdict(recipe.versions)}
+    return write_json(path, {
+        "name": recipe.name, "features": asdict(recipe.features), "cnn": asdict(recipe.cnn),
+        "train": asdict(recipe.train), "augment": None if recipe.augment is None else asdict(recipe.augment),
+        "versions": versions, "extra": extra or {}})
+
+
+def load_recipe(path) -> CNNRecipe:
+    """The :class:`CNNRecipe` written by :func:`save_recipe`; a clear error names the file."""
+    import json
+    from pathlib import Path
+
+    from helpers.augment import AugmentConfig, StaticCutMix
+    from helpers.augment_audio import WaveformAugment
+    from helpers.models import CNNConfig
+    from helpers.training import TrainConfig
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no saved recipe (the chapter that chooses it writes it)") from None
+    kinds = {"WaveformAugment": WaveformAugment, "StaticCutMix": StaticCutMix}
+
+    def build(kind, fields):
+        return kind(**{k: _tuples(v) for k, v in fields.items()})
+
+    versions = data.get("versions")
+    if versions is not None:
+        kind = versions.pop("kind")
+        if kind not in kinds:
+            raise ValueError(f"{path}: unknown versions kind {kind!r}; known: {sorted(kinds)}")
+        versions = build(kinds[kind], versions)
+    return CNNRecipe(data["name"], build(FeatureConfig, data["features"]), build(CNNConfig, data["cnn"]),
+                     build(TrainConfig, data["train"]),
+                     None if data["augment"] is None else build(AugmentConfig, data["augment"]), versions)
+
+
 @dataclass
 class Runs:
     """Scores of trained models: ``table`` has one row per (model, direction, seed, split).

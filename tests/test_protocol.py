@@ -1,0 +1,99 @@
+"""helpers.protocol: runs over directions and seeds, summaries by hand, paired scores, recipes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from helpers.augment import AugmentConfig, StaticCutMix
+from helpers.augment_audio import WaveformAugment
+from helpers.features import LOGMEL
+from helpers.models import LOGMEL_CNN
+from helpers.protocol import (
+    CNNRecipe,
+    Runs,
+    clip_scores,
+    evaluate_clip_model,
+    headline,
+    load_recipe,
+    paired,
+    save_recipe,
+    summarise,
+)
+from helpers.training import TrainConfig
+
+CLASSES = ["a", "b"]
+
+
+def _runs(model: str, correct: dict, seeds=(0, 1)) -> Runs:
+    """Runs of ``model`` whose top class is right exactly on the clips ``correct[(direction,
+    split)]`` marks (a list of 0/1), the same for every seed unless a seed key is given."""
+    runs, rows = Runs(pd.DataFrame(), classes=CLASSES), []
+    for (direction, split), marks in correct.items():
+        for seed in seeds:
+            m = np.asarray(marks[seed] if isinstance(marks, dict) else marks)
+            labels = np.zeros(len(m), dtype=int)
+            probs = np.where(m[:, None] == 1, [[0.9, 0.1]], [[0.1, 0.9]])
+            runs.probs[(model, direction, seed, split)] = probs
+            runs.labels[(model, direction, split)] = labels
+            runs.clips[(model, direction, split)] = np.array([f"c{i}" for i in range(len(m))])
+            rows.append({"model": model, "direction": direction, "seed": seed, "split": split,
+                         "accuracy": m.mean(), "macro_f1": m.mean(), "map_at_3": m.mean(),
+                         "n_clips": len(m), "best_epoch": 3, "epochs_run": 5, "max_epochs": 10,
+                         "train_seconds": 1.0, "params": 10, "cached": False})
+    runs.table = pd.DataFrame(rows)
+    return runs
+
+
+def test_summary_averages_directions_then_seeds_by_hand():
+    runs = _runs("m", {("A→B", "cross_test"): {0: [1, 1, 0, 0], 1: [1, 1, 1, 0]},
+                       ("B→A", "cross_test"): {0: [1, 0, 0, 0], 1: [1, 1, 1, 1]}})
+    row = summarise(runs).loc["m"]
+    # seed 0: (0.5 + 0.25) / 2 = 0.375; seed 1: (0.75 + 1.0) / 2 = 0.875
+    assert row["cross_test_accuracy"] == pytest.approx(0.625)
+    assert row["cross_test_accuracy_std"] == pytest.approx(np.std([0.375, 0.875], ddof=1))
+    assert row["seeds"] == 2 and row["directions"] == 2 and row["converged"] == 1.0
+    table = headline(summarise(runs))
+    assert table.loc["m", "cross-library test accuracy"] == "0.625 ± 0.354"
+
+
+def test_paired_scores_align_clips_and_repeat_a_single_run():
+    a = _runs("a", {("A→B", "cross_val"): [1, 0, 1], ("B→A", "cross_val"): [0, 1]})
+    b = _runs("b", {("A→B", "cross_val"): [0, 0, 1], ("B→A", "cross_val"): [0, 0]}, seeds=(0,))
+    runs = a + b
+    seeds, units, matrix = clip_scores(runs, "a", "cross_val")
+    assert seeds == [0, 1] and list(units) == ["A→B/c0", "A→B/c1", "A→B/c2", "B→A/c0", "B→A/c1"]
+    A, B = paired(runs, "a", "b", "cross_val")
+    assert A.shape == B.shape == (2, 5)  # b's single seed repeated for a's two
+    assert (A - B).sum(axis=1).tolist() == [2.0, 2.0]
+
+
+def test_a_clip_model_runs_in_every_direction():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    features, labels, clips = {}, {}, {}
+    for direction in ("A→B", "B→A"):
+        y = {s: rng.integers(0, 2, 40) for s in ("train", "val", "test", "cross_val", "cross_test")}
+        features[direction] = {s: (v[:, None] * 3 + rng.normal(size=(40, 2))) for s, v in y.items()}
+        labels[direction] = y
+        clips[direction] = {s: np.array([f"{direction}{s}{i}" for i in range(40)]) for s in y}
+    runs = evaluate_clip_model("logistic", lambda seed: LogisticRegression(random_state=seed),
+                               features, labels, clips, CLASSES, seeds=[0])
+    summary = summarise(runs)
+    assert summary.loc["logistic", "cross_test_accuracy"] > 0.8
+    assert set(runs.table["split"]) == {"val", "test", "cross_val", "cross_test"}
+
+
+@pytest.mark.parametrize("recipe", [
+    CNNRecipe("plain", LOGMEL, LOGMEL_CNN, TrainConfig(epochs=3)),
+    CNNRecipe("static", LOGMEL, LOGMEL_CNN, TrainConfig(), AugmentConfig("cutmix", alpha=0.2), StaticCutMix(3, 0.2)),
+    CNNRecipe("waveform", LOGMEL, LOGMEL_CNN, TrainConfig(), None, WaveformAugment(copies=2)),
+], ids=lambda r: r.name)
+def test_a_saved_recipe_is_rebuilt_exactly(recipe, tmp_path):
+    path = save_recipe(recipe, tmp_path / "recipe.json", extra={"chosen_by": "cross_val"})
+    assert load_recipe(path) == recipe
+    with pytest.raises(FileNotFoundError, match="no saved recipe"):
+        load_recipe(tmp_path / "missing.json")
