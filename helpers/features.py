@@ -40,6 +40,8 @@ class FeatureConfig:
     silent_window_db: float = -60.0  # windows whose peak is below this (re clip peak) are dropped
     gate_db: float = 10.0  # activity gate: see active_windows
     floor_percentile: float = 10.0  # the clip's noise floor: this percentile of its frame levels
+    pcen_time_constant: float = 0.4  # s, kind="pcen": how slowly PCEN's gain control follows a band
+    band_norm: bool = False  # subtract each band's mean level over the clip (see clip_features)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -101,26 +103,36 @@ def pcen(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Per-channel energy normalisation of the mel spectrogram, shape (n_mels, frames).
 
     Instead of a fixed log, each mel band is divided by a smoothed running average of its own
-    energy (an automatic gain control with a ``0.4 s`` time constant, then root compression):
-    a stationary colour of the recording chain (an EQ, a steady noise) is largely divided out,
-    and onsets stand out. librosa's defaults; the input is scaled to the integer range librosa's
-    documentation assumes (``2**31``).
+    energy (an automatic gain control with time constant ``config.pcen_time_constant``, then
+    root compression): a stationary colour of the recording chain (an EQ, a steady noise) is
+    largely divided out, and onsets stand out; so is anything that lasts much longer than the
+    time constant, a sustained note included. librosa's other defaults; the input is scaled to
+    the integer range librosa's documentation assumes (``2**31``).
     """
     import librosa
 
     mel = librosa.feature.melspectrogram(
         y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
         n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, power=1.0)
-    return librosa.pcen(mel * (2**31), sr=config.sample_rate,
-                        hop_length=config.hop_length).astype(np.float32)
+    return librosa.pcen(mel * (2**31), sr=config.sample_rate, hop_length=config.hop_length,
+                        time_constant=config.pcen_time_constant).astype(np.float32)
 
 
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The feature matrix of a whole clip (bins, frames); short clips are zero-padded to one window."""
+    """The feature matrix of a whole clip (bins, frames); short clips are zero-padded to one window.
+
+    With ``config.band_norm`` each row is shifted to a mean of zero over the clip: in a log
+    spectrum a fixed EQ of the recording chain adds the same number to a band in every frame,
+    so this removes it (and with it the clip's average spectral shape: the question is whether
+    that shape was the instrument or the library).
+    """
     min_samples = int(round(config.window_seconds * config.sample_rate))
     if len(y) < min_samples:
         y = np.pad(y, (0, min_samples - len(y)))
-    return {"logmel": log_mel, "mfcc": mfcc, "pcen": pcen}[config.kind](y, config)
+    features = {"logmel": log_mel, "mfcc": mfcc, "pcen": pcen}[config.kind](y, config)
+    if config.band_norm:
+        features = features - features.mean(axis=1, keepdims=True)
+    return features
 
 
 def window_starts(n_frames: int, frames_per_window: int, frames_per_hop: int) -> list[int]:

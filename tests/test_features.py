@@ -1,6 +1,7 @@
 """Features: shapes, windows that remember their clip, the cache and its invalidation."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ import soundfile as sf
 
 from helpers.features import (
     FeatureConfig,
+    clip_features,
     clip_summary,
     clip_windows,
     extract_features,
@@ -178,3 +180,17 @@ def test_clip_summary_has_one_row_per_clip(tmp_path):
     fs = extract_features(_table(tmp_path), FeatureConfig(kind="mfcc"), progress=False)
     S = clip_summary(fs)
     assert S.shape == (4, 6 * 20) and np.all(np.isfinite(S))
+
+
+def test_band_normalisation_removes_each_bands_mean_over_the_clip():
+    y = tone(2.0)
+    S = clip_features(y, replace(CFG, band_norm=True))
+    np.testing.assert_allclose(S.mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(S, log_mel(y, CFG) - log_mel(y, CFG).mean(axis=1, keepdims=True), atol=1e-4)
+
+
+def test_pcen_follows_its_time_constant():
+    y = tone(2.0)
+    fast, slow = (clip_features(y, FeatureConfig(kind="pcen", pcen_time_constant=t)) for t in (0.05, 5.0))
+    assert fast.shape == slow.shape == (CFG.n_mels, 1 + len(y) // CFG.hop_length)
+    assert np.isfinite(fast).all() and not np.allclose(fast, slow)
