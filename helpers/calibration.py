@@ -16,7 +16,9 @@ confidence bin. :func:`fit_temperature` fits one temperature ``T`` on *validatio
 the classes (accuracy and MAP@3 do not change) and only makes the model more (``T < 1``) or
 less (``T > 1``) sure of itself. Clip probabilities are means of window softmaxes, not the
 softmax of one logit vector, so ``log(p)`` stands in for the logits: the same one-parameter
-family, fitted the same way.
+family, fitted the same way. Whether it helps is judged out of fold on validation
+(:func:`cross_validated_temperature`): a model that is calibrated already gains nothing, and a
+temperature fitted for NLL can even raise the ECE.
 
 **Out-of-distribution (OOD) scores.** A softmax always spreads 100 % over the known classes, so
 a pure 440 Hz sine can come out as "Electric_piano, p = 0.9999". :class:`OODDetector` scores how
@@ -133,6 +135,39 @@ def fit_temperature(probs, y, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) 
     found = minimize_scalar(nll, bounds=(math.log(low), math.log(high)), method="bounded",
                             options={"xatol": 1e-5})
     return float(math.exp(found.x))
+
+
+def cross_validated_temperature(probs, y, n_folds: int = 5, seed: int = 0, n_bins: int = 15
+                                ) -> dict:
+    """Does a temperature help on these (validation) clips? Judged out of fold.
+
+    The clips are split into ``n_folds`` shuffled folds; each fold is calibrated with the
+    temperature fitted on the other folds, so no clip is scored by a temperature it helped fit
+    (fitting and judging on the same clips always looks like a gain in NLL). Returns
+    ``temperature`` (fitted on all clips: what a bundle would store), the out-of-fold mean NLL
+    and ECE before and after (``nll_before``, ``nll_after``, ``ece_before``, ``ece_after``), and
+    ``helps``: True when the out-of-fold NLL drops. Use it on validation clips, never on test.
+    """
+    probs, y = _check_probs(probs, y)
+    if not 2 <= n_folds <= len(y):
+        raise ValueError(f"n_folds must be in [2, {len(y)}], got {n_folds}")
+    order = np.random.default_rng(seed).permutation(len(y))
+    calibrated = np.empty_like(probs)
+    for fold in np.array_split(order, n_folds):
+        rest = np.setdiff1d(order, fold)
+        calibrated[fold] = apply_temperature(probs[fold], fit_temperature(probs[rest], y[rest]))
+    rows = np.arange(len(y))
+
+    def nll(p: np.ndarray) -> float:
+        return float(-np.mean(np.log(np.clip(p[rows, y], _EPS, None))))
+
+    result = {"temperature": fit_temperature(probs, y),
+              "nll_before": nll(probs), "nll_after": nll(calibrated),
+              "ece_before": expected_calibration_error(probs, y, n_bins),
+              "ece_after": expected_calibration_error(calibrated, y, n_bins)}
+    result["helps"] = bool(result["nll_after"] < result["nll_before"]
+                           and result["ece_after"] <= result["ece_before"])
+    return result
 
 
 # ----------------------------------------------------------------------------- calibration error

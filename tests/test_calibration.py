@@ -14,6 +14,7 @@ from hypothesis import strategies as st  # noqa: E402
 from helpers.calibration import (  # noqa: E402
     OODDetector,
     apply_temperature,
+    cross_validated_temperature,
     expected_calibration_error,
     fit_temperature,
     mahalanobis_fit,
@@ -50,6 +51,20 @@ def test_temperature_recovers_a_known_overconfidence():
     # the ranking of the classes inside each clip never changes
     np.testing.assert_array_equal(after.argmax(axis=1), probs.argmax(axis=1))
     np.testing.assert_allclose(apply_temperature(probs, 2.5), calibrated, atol=1e-9)
+
+
+def test_cross_validated_temperature_says_whether_it_helps():
+    probs, y, _ = _overconfident(n=1500)
+    over = cross_validated_temperature(probs, y)
+    assert over["helps"] and over["nll_after"] < over["nll_before"]
+    assert over["ece_after"] < over["ece_before"]
+    assert over["temperature"] == pytest.approx(fit_temperature(probs, y))
+    calibrated, y2, _ = _overconfident(n=1500, true_t=1.0, seed=1)
+    fine = cross_validated_temperature(calibrated, y2)
+    assert fine["temperature"] == pytest.approx(1.0, abs=0.15)
+    assert abs(fine["nll_after"] - fine["nll_before"]) < 0.01
+    with pytest.raises(ValueError, match="n_folds"):
+        cross_validated_temperature(probs[:3], y[:3], n_folds=5)
 
 
 def test_apply_temperature_one_is_the_identity_and_bad_temperatures_are_refused():
