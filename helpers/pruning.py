@@ -396,10 +396,10 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     bad = [f for f in files if "/" in f or "\\" in f or f in (".tflite", META_FILE)]
     if bad:
         raise ValueError(f"model names must be plain file stems, got {bad}")
+    entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
     if ood is not None and ood.needs != "probs":
         raise ValueError(f"a TFLite model gives no feature vectors for the {ood.method!r} "
                          "detector; use 'max_probability' or the Keras bundle")
-    entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
     meta = {"kind": DEFAULT_KIND, "classes": [str(c) for c in classes],
             "feature_config": asdict(feature_config),
             "extra": dict(extra or {}), "model_file": next(iter(files)),
