@@ -243,7 +243,8 @@ def plot_reliability(probs, y, ax=None, title: str = "Reliability diagram", labe
     sizes = 600.0 * used["count"] / max(int(table["count"].sum()), 1)
     ax.scatter(used["confidence"], used["accuracy"], s=np.maximum(sizes, 6.0),
                color=line.get_color(), alpha=0.7, edgecolors="white", linewidths=0.5)
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), title=title, xlabel="confidence (top-class probability)",
+    ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title,
+           xlabel="confidence (top-class probability)",
            ylabel="accuracy")
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize="small", title="marker area: clips per bin",
