@@ -32,7 +32,9 @@ from helpers.files import atomic_folder, write_json
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
 NORMALIZER_FILE = "normalizer.npz"
+OOD_FILE = "ood.npz"  # the OOD detector's arrays, beside meta.json (only when it has any)
 BUNDLE_FILES = (MODEL_FILE, META_FILE, NORMALIZER_FILE)
+DEFAULT_KIND = "cnn"  # meta.json's "kind" when it has none (bundles older than the field)
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,8 @@ class Bundle:
 
     ``mean``/``std`` standardise feature windows before ``model.predict`` (shapes broadcast
     against ``(n_windows, n_bins, n_frames, 1)``). The model is loaded uncompiled (inference).
+    ``calibration`` is ``{"temperature": T, "fitted_on": ...}`` or None, ``ood`` a
+    :class:`helpers.calibration.OODDetector` or None (bundles saved without them).
     """
 
     model: Any
@@ -241,6 +245,9 @@ class Bundle:
     mean: np.ndarray
     std: np.ndarray
     extra: dict = field(default_factory=dict)
+    calibration: dict | None = None
+    ood: Any = None
+    kind: str = DEFAULT_KIND
 
 
 def _tuples(value: Any) -> Any:
@@ -265,6 +272,76 @@ def _inference_copy(model):
     return copy
 
 
+def calibration_meta(calibration: dict | None = None, ood=None, n_classes: int | None = None
+                     ) -> tuple[dict, dict[str, np.ndarray]]:
+    """The ``meta.json`` entries and the ``ood.npz`` arrays of a temperature and a detector.
+
+    ``calibration``: None or a mapping with a positive ``temperature`` and optionally
+    ``fitted_on`` (free text: which clips it was fitted on). ``ood``: None or a
+    :class:`helpers.calibration.OODDetector` with a threshold. Returns ``(entries, arrays)``:
+    ``entries`` has ``"calibration"`` and/or ``"ood"`` (``{"method", "threshold", "accept",
+    "fitted_on", "file"}``, ``file`` only when the detector has arrays), ``arrays`` what goes
+    into :data:`OOD_FILE` (plain float arrays, written with ``np.savez``, never pickled).
+    Shared by :func:`save_bundle` and :func:`helpers.pruning.save_tflite_bundle`.
+    """
+    import math
+
+    entries: dict = {}
+    arrays: dict[str, np.ndarray] = {}
+    if calibration is not None:
+        unknown = set(calibration) - {"temperature", "fitted_on"}
+        temperature = calibration.get("temperature")
+        if unknown or not isinstance(temperature, (int, float, np.floating)) or not (
+                math.isfinite(temperature) and temperature > 0):
+            raise ValueError("calibration must be {'temperature': positive number, "
+                             f"'fitted_on': text}}, got {calibration!r}")
+        entries["calibration"] = {"temperature": float(temperature),
+                                  "fitted_on": str(calibration.get("fitted_on", ""))}
+    if ood is not None:
+        from helpers.calibration import OODDetector
+
+        if not isinstance(ood, OODDetector):
+            raise TypeError(f"ood must be a helpers.calibration.OODDetector, got {ood!r}")
+        if ood.threshold is None:
+            raise ValueError("the OOD detector has no threshold: call with_threshold on "
+                             "validation scores before saving it")
+        if (n_classes is not None and ood.class_means is not None
+                and len(ood.class_means) != n_classes):
+            raise ValueError(f"the OOD detector has {len(ood.class_means)} class means, the "
+                             f"model {n_classes} classes")
+        entries["ood"], arrays = ood.to_meta()
+        if arrays:
+            entries["ood"]["file"] = OOD_FILE
+    return entries, arrays
+
+
+def read_meta(directory: Path) -> dict:
+    """The parsed ``meta.json`` of a bundle folder (Keras or TFLite)."""
+    with open(Path(directory) / META_FILE, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_calibration(directory: Path, meta: dict) -> tuple[dict | None, Any]:
+    """``(calibration, ood)`` stored in a bundle: the ``"calibration"`` entry of ``meta`` (or
+    None) and an :class:`helpers.calibration.OODDetector` (or None), its arrays read from the
+    ``.npz`` file the entry names. Bundles written without them give ``(None, None)``."""
+    calibration = meta.get("calibration")
+    entry = meta.get("ood")
+    if entry is None:
+        return calibration, None
+    from helpers.calibration import OODDetector
+
+    arrays: dict[str, np.ndarray] = {}
+    if entry.get("file"):
+        path = Path(directory) / entry["file"]
+        if not path.is_file():
+            raise FileNotFoundError(f"model bundle {directory}: meta.json names the OOD "
+                                    f"detector's {entry['file']}, which is missing")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    return calibration, OODDetector.from_meta(entry, arrays)
+
+
 def save_bundle(
     directory: Path,
     model,
@@ -273,11 +350,18 @@ def save_bundle(
     normalizer_mean: np.ndarray,
     normalizer_std: np.ndarray,
     extra: dict | None = None,
+    *,
+    calibration: dict | None = None,
+    ood=None,
 ) -> Path:
     """Write ``model.keras``, ``meta.json`` and ``normalizer.npz`` into ``directory``.
 
-    ``meta.json`` holds the classes, ``dataclasses.asdict(feature_config)`` and ``extra``
-    (JSON-serialisable; numpy scalars are converted). The model is saved in the native
+    ``meta.json`` holds ``"kind": "cnn"``, the classes, ``dataclasses.asdict(feature_config)``
+    and ``extra`` (JSON-serialisable; numpy scalars are converted). Optionally a temperature,
+    ``calibration={"temperature": T, "fitted_on": "..."}``, and an out-of-distribution
+    detector ``ood`` (:class:`helpers.calibration.OODDetector` with a threshold; its arrays go
+    to ``ood.npz``), which ``python -m helpers predict`` then applies (see
+    :func:`calibration_meta`). The model is saved in the native
     ``.keras`` format without optimizer state (an uncompiled copy), which tf_keras 2.21 saves
     and reloads exactly, also after TF-MOT ``strip_pruning``. The write is atomic: everything goes to a temporary folder next to
     ``directory``, which then replaces any older bundle. Returns ``directory``.
@@ -286,11 +370,14 @@ def save_bundle(
     directory = Path(directory)
     if not dataclasses.is_dataclass(feature_config) or isinstance(feature_config, type):
         raise TypeError(f"feature_config must be a dataclass instance, got {feature_config!r}")
+    entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
     meta = {
+        "kind": DEFAULT_KIND,
         "classes": [str(c) for c in classes],
         "feature_config": dataclasses.asdict(feature_config),
         "extra": dict(extra or {}),
         "model_file": MODEL_FILE,
+        **entries,
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
 
@@ -299,6 +386,8 @@ def save_bundle(
         write_json(tmp / META_FILE, meta)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(normalizer_mean, dtype=np.float32),
                  std=np.asarray(normalizer_std, dtype=np.float32))
+        if ood_arrays:
+            np.savez(tmp / OOD_FILE, **ood_arrays)
 
     return atomic_folder(directory, fill)
 
@@ -307,7 +396,9 @@ def load_bundle(directory: Path, config_type: type | None = None) -> Bundle:
     """Load a bundle written by :func:`save_bundle`.
 
     ``config_type`` rebuilds the feature configuration (default:
-    ``helpers.features.FeatureConfig``); JSON lists become tuples again.
+    ``helpers.features.FeatureConfig``); JSON lists become tuples again. The temperature and
+    OOD detector come back as ``Bundle.calibration`` and ``Bundle.ood`` (None for bundles saved
+    without them, including every bundle older than these fields).
     Raises ``FileNotFoundError`` naming the folder and the missing files.
     """
     import tf_keras as keras
@@ -323,11 +414,16 @@ def load_bundle(directory: Path, config_type: type | None = None) -> Bundle:
         from helpers.features import FeatureConfig
 
         config_type = FeatureConfig
-    with open(directory / META_FILE, encoding="utf-8") as fh:
-        meta = json.load(fh)
+    meta = read_meta(directory)
+    kind = meta.get("kind", DEFAULT_KIND)
+    if kind != DEFAULT_KIND:
+        raise ValueError(f"model bundle {directory} is of kind {kind!r}; load_bundle reads "
+                         f"{DEFAULT_KIND!r} bundles (helpers.predict.load_predictor reads every kind)")
     feature_config = config_type(**{k: _tuples(v) for k, v in meta["feature_config"].items()})
     with np.load(directory / NORMALIZER_FILE) as npz:
         mean, std = npz["mean"], npz["std"]
+    calibration, ood = read_calibration(directory, meta)
     model = keras.models.load_model(directory / MODEL_FILE, compile=False)
     return Bundle(model=model, classes=tuple(meta["classes"]), feature_config=feature_config,
-                  mean=mean, std=std, extra=meta.get("extra", {}))
+                  mean=mean, std=std, extra=meta.get("extra", {}), calibration=calibration,
+                  ood=ood, kind=kind)

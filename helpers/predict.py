@@ -1,17 +1,49 @@
 """``python -m helpers predict``: label new audio files with a saved model.
 
-Prints CSV ``path,top1,top1_p,top2,top2_p,top3,top3_p`` (one row per readable file) to stdout.
-A clip of any length is cut into windows and the window probabilities are averaged, exactly
-as in the evaluation. Unreadable files are reported on stderr and the exit status is 1, but
-every other file is still predicted.
-Used in: notebooks/03_baselines.ipynb (demo of the command) and by users.
+Prints CSV to stdout, one row per readable file, in the order the files are found (folders are
+searched recursively and sorted)::
+
+    path,top1,top1_p,top2,top2_p,top3,top3_p
+
+the three most probable classes and their probabilities (4 decimals). When the bundle carries an
+out-of-distribution detector (:mod:`helpers.calibration`, saved with
+``helpers.models.save_bundle(..., ood=...)``), two columns follow::
+
+    path,top1,top1_p,top2,top2_p,top3,top3_p,ood_score,status
+
+``ood_score`` (4 decimals) is the detector's score, higher meaning less like the training data
+(``1 - max p`` for ``"max_probability"``, the Mahalanobis distance to the nearest class mean for
+``"mahalanobis"``), and ``status`` is ``ok`` or ``unlike any class`` (the score is above the
+threshold chosen on validation). When the bundle carries a temperature
+(``save_bundle(..., calibration={"temperature": T, ...})``) the printed probabilities are the
+calibrated ones, ``softmax(log(p) / T)``; without one they are the model's, exactly as before.
+
+A clip of any length is cut into windows and the window probabilities are averaged, exactly as
+in the evaluation. Unreadable files are reported on stderr (file name and problem) and counted,
+the exit status is then 1, and every other file is still predicted.
+
+**Speed.** Reading a file and computing its features happens file by file, but the model runs on
+the windows of many files at once: up to ``batch_files`` files or ``batch_windows`` windows per
+model call (:class:`Predictor`). Keras pays a fixed cost per ``predict`` call, so one call per
+file was most of the time; ``batch_files=1`` keeps that old path measurable
+(``benchmarks/bench_predict.py``). A TFLite model is resized to the batch
+(:class:`TFLiteModel`), and falls back to one window per call when its batch size is fixed.
+
+**Model kinds.** ``meta.json``'s ``"kind"`` (default ``"cnn"``) picks the class in
+:data:`MODEL_KINDS` that turns a file into clip probabilities (and, for a distance-based detector,
+clip feature vectors). A new kind (say ``"transfer"``: musicnn embeddings + a scikit-learn head)
+needs one :class:`ClipModel` subclass and one entry there; batching, calibration, the detector
+and the CSV are shared.
+Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb (demo of the command), helpers/pruning.py,
+benchmarks/bench_predict.py, and by users.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import sys
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,19 +54,44 @@ from helpers.paths import models_dir
 
 DEFAULT_MODEL_NAME = "instrument_cnn"  # the bundle `make run` saves in models/
 HEADER = ("path", "top1", "top1_p", "top2", "top2_p", "top3", "top3_p")
+OOD_COLUMNS = ("ood_score", "status")
+STATUS_OK = "ok"
+STATUS_UNLIKE = "unlike any class"
+# Windows of many files per model call. 256 files of up to 10 one-second windows, or 1,024
+# windows of the log-mel CNN: its largest activation (the first conv layer) is then about
+# 50 MB of float32, small next to the model call's fixed cost it saves.
+DEFAULT_BATCH_FILES = 256
+DEFAULT_BATCH_WINDOWS = 1024
+
+
+# ----------------------------------------------------------------------------- TFLite
 
 
 class TFLiteModel:
-    """A TFLite model with a ``predict(X)`` like Keras' (float, dynamic-range or int8 I/O)."""
+    """A TFLite model with a ``predict(X)`` like Keras' (float, dynamic-range or int8 I/O).
 
-    def __init__(self, path: Path, threads: int = 1):
+    ``max_batch``: at most this many windows per interpreter call. The input tensor is resized
+    to the batch (``resize_tensor_input`` + ``allocate_tensors``) when the model's batch
+    dimension is dynamic; a model with a fixed batch size, or one whose resize fails, runs one
+    window per call (``batching`` is then False). ``max_batch=1`` always runs one window per
+    call (the path before batching).
+    """
+
+    def __init__(self, path: Path, threads: int = 1, max_batch: int = DEFAULT_BATCH_WINDOWS):
         import tensorflow as tf
 
         self.path = Path(path)
-        self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter deprecation notice
+            self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
+        self.max_batch = max(1, int(max_batch))
+        signature = self._in.get("shape_signature")
+        self.batching = signature is not None and len(signature) > 0 and int(signature[0]) == -1
+        self._batch = int(self._in["shape"][0])
+        self.n_classes = int(self._out["shape"][-1])
 
     def _quantize(self, X: np.ndarray) -> np.ndarray:
         scale, zero = self._in["quantization"]
@@ -49,59 +106,414 @@ class TFLiteModel:
             return (y.astype(np.float32) - zero) * scale
         return y.astype(np.float32)
 
+    def _resize(self, n: int) -> None:
+        if n != self._batch:
+            shape = [n, *map(int, self._in["shape"][1:])]
+            self.interpreter.resize_tensor_input(self._in["index"], shape, strict=True)
+            self.interpreter.allocate_tensors()
+            self._batch = n
+
+    def _invoke(self, X: np.ndarray) -> np.ndarray:
+        self._resize(len(X))
+        self.interpreter.set_tensor(self._in["index"], self._quantize(X))
+        self.interpreter.invoke()
+        return self._dequantize(self.interpreter.get_tensor(self._out["index"]))
+
     def predict_one(self, x: np.ndarray) -> np.ndarray:
         """Probabilities ``(n_classes,)`` of one window ``(bins, frames, 1)``."""
-        self.interpreter.set_tensor(self._in["index"], self._quantize(x[np.newaxis]))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._out["index"]))[0]
+        return self._invoke(np.asarray(x, np.float32)[np.newaxis])[0]
+
+    def _predict_batch(self, X: np.ndarray) -> np.ndarray | None:
+        """One call on the whole batch, or None (and ``batching`` off) if the model refuses."""
+        try:
+            probs = self._invoke(X)
+        except (RuntimeError, ValueError):
+            probs = None
+        if probs is None or probs.shape != (len(X), self.n_classes):
+            self.batching = False
+            self._batch = -1  # unknown after a failed resize: the next call resizes to 1
+            return None
+        return probs
 
     def predict(self, X: np.ndarray, **_: Any) -> np.ndarray:
-        """Probabilities ``(n, n_classes)`` of windows ``(n, bins, frames, 1)``, one at a time."""
-        return np.stack([self.predict_one(x) for x in np.asarray(X, np.float32)])
+        """Probabilities ``(n, n_classes)`` of windows ``(n, bins, frames, 1)``: up to
+        ``max_batch`` windows per interpreter call when the model allows it, else one by one."""
+        X = np.asarray(X, np.float32)
+        if len(X) == 0:
+            return np.zeros((0, self.n_classes), np.float32)
+        parts = []
+        for start in range(0, len(X), self.max_batch):
+            chunk = X[start:start + self.max_batch]
+            probs = self._predict_batch(chunk) if self.batching and len(chunk) > 1 else None
+            if probs is None:
+                probs = np.stack([self.predict_one(x) for x in chunk])
+            parts.append(probs)
+        return np.concatenate(parts)
+
+
+# ----------------------------------------------------------------------------- model kinds
+
+
+@dataclass(frozen=True)
+class ClipOutputs:
+    """What a :class:`ClipModel` gives for a batch of clips: ``probs`` ``(n, n_classes)`` and,
+    when asked for, ``features`` ``(n, d)`` (the vectors a distance-based detector scores)."""
+
+    probs: np.ndarray
+    features: np.ndarray | None = None
+
+
+class ClipModel:
+    """One model kind: turns audio into clip probabilities (and clip feature vectors).
+
+    A subclass sets ``classes``, ``sample_rate`` and ``max_seconds`` (how files are read), and
+    implements :meth:`inputs_of_signal` (one clip's model input, e.g. its windows) and
+    :meth:`predict` (many clips' inputs in one model call). :meth:`inputs_of_file` reads a file
+    with :func:`helpers.audio.load_audio`; :meth:`size_of` (default 1) is what
+    ``batch_windows`` counts. ``has_features`` says whether :meth:`predict` can return feature
+    vectors. Register the class in :data:`MODEL_KINDS` under the bundle's ``"kind"``.
+    """
+
+    kind: str = ""
+    classes: tuple[str, ...] = ()
+    sample_rate: int = 22050
+    max_seconds: float | None = None
+    has_features: bool = False
+
+    @classmethod
+    def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
+                    threads: int = 1) -> ClipModel:
+        """Load the kind's model from a bundle folder whose ``meta.json`` is ``meta``."""
+        raise NotImplementedError
+
+    def inputs_of_signal(self, y: np.ndarray) -> Any:
+        """The model input of one mono float32 signal at :attr:`sample_rate`."""
+        raise NotImplementedError
+
+    def inputs_of_file(self, path: Path) -> Any:
+        """The model input of one audio file; raises :class:`helpers.audio.AudioError`."""
+        from helpers.audio import load_audio
+
+        return self.inputs_of_signal(load_audio(path, self.sample_rate, self.max_seconds))
+
+    def size_of(self, inputs: Any) -> int:
+        """How much of a batch one clip's input takes (windows for the CNN)."""
+        return 1
+
+    def predict(self, inputs: Sequence[Any], features: bool = False) -> ClipOutputs:
+        """Clip probabilities (and feature vectors if ``features``) of several clips' inputs."""
+        raise NotImplementedError
+
+
+def penultimate_model(model):
+    """A Keras model with two outputs: the probabilities and the input of the ``logits`` layer.
+
+    The second output is the CNN's penultimate representation (after the last hidden dense
+    layer and its dropout, which is the identity at inference), see the layer-name contract of
+    :mod:`helpers.models`. Raises ``ValueError`` for a model without a ``logits`` layer.
+    """
+    import tf_keras as keras
+
+    try:
+        logits = model.get_layer("logits")
+    except ValueError as exc:
+        raise ValueError(f"model {model.name!r} has no 'logits' layer, so no penultimate "
+                         "features (see the layer-name contract in helpers.models)") from exc
+    return keras.Model(model.inputs, [model.output, logits.input], name=f"{model.name}_features")
+
+
+def _clip_means(window_values: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
+    """Mean over each clip's consecutive rows ``(n_clips, ...)``; same dtype as the input."""
+    bounds = np.cumsum([0, *lengths])
+    return np.stack([window_values[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+class CNNClips(ClipModel):
+    """The ``"cnn"`` kind: standardised feature windows -> a Keras or TFLite CNN -> clip means.
+
+    ``model`` is a ``tf_keras`` model or a :class:`TFLiteModel`. Clip probabilities are the mean
+    of the windows' probabilities; clip feature vectors the mean of the windows' penultimate
+    activations (:func:`penultimate_model`; Keras models only: a TFLite flatbuffer exports the
+    probabilities only).
+    """
+
+    kind = "cnn"
+
+    def __init__(self, model, classes: Sequence[str], feature_config, mean: np.ndarray,
+                 std: np.ndarray, batch_windows: int = DEFAULT_BATCH_WINDOWS):
+        self.model = model
+        self.classes = tuple(classes)
+        self.feature_config = feature_config
+        self.mean = mean
+        self.std = std
+        self.sample_rate = feature_config.sample_rate
+        self.max_seconds = feature_config.max_seconds
+        self.batch_windows = max(1, int(batch_windows))
+        self.has_features = not isinstance(model, TFLiteModel)
+        self._feature_model = None
+
+    @classmethod
+    def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
+                    threads: int = 1) -> CNNClips:
+        from helpers.models import load_bundle
+
+        bundle = load_bundle(folder)
+        return cls(bundle.model, bundle.classes, bundle.feature_config, bundle.mean, bundle.std,
+                   batch_windows)
+
+    def inputs_of_signal(self, y: np.ndarray) -> np.ndarray:
+        """Standardised windows ``(n_windows, bins, frames, 1)`` of a signal."""
+        from helpers.features import clip_windows, standardize
+
+        return standardize(clip_windows(y, self.feature_config), self.mean, self.std)
+
+    def inputs_of_file(self, path: Path) -> np.ndarray:
+        from helpers.features import file_windows, standardize
+
+        return standardize(file_windows(path, self.feature_config), self.mean, self.std)
+
+    def size_of(self, inputs: np.ndarray) -> int:
+        return len(inputs)
+
+    def window_outputs(self, X: np.ndarray, features: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Window probabilities ``(n, n_classes)`` (and penultimate activations ``(n, d)``) in
+        one model call of up to ``batch_windows`` windows per batch."""
+        if not features:
+            return np.asarray(self.model.predict(X, batch_size=self.batch_windows, verbose=0)), None
+        if not self.has_features:
+            raise ValueError(f"{getattr(self.model, 'path', 'this model')}: a TFLite model "
+                             "gives no penultimate features; use the Keras bundle")
+        if self._feature_model is None:
+            self._feature_model = penultimate_model(self.model)
+        probs, feats = self._feature_model.predict(X, batch_size=self.batch_windows, verbose=0)
+        return np.asarray(probs), np.asarray(feats)
+
+    def predict(self, inputs: Sequence[np.ndarray], features: bool = False) -> ClipOutputs:
+        lengths = [len(x) for x in inputs]
+        X = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        probs, feats = self.window_outputs(X, features)
+        return ClipOutputs(_clip_means(probs, lengths),
+                           None if feats is None else _clip_means(feats, lengths))
+
+
+# "kind" in meta.json -> the ClipModel that loads and runs it. A new kind adds one entry.
+MODEL_KINDS: dict[str, type[ClipModel]] = {"cnn": CNNClips}
+
+
+def cnn_clip_outputs(model, X: np.ndarray, clip_ids: Sequence[str],
+                     batch_windows: int = DEFAULT_BATCH_WINDOWS
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip ids, clip probabilities ``(n_clips, n_classes)`` and clip feature vectors
+    ``(n_clips, d)`` of a Keras CNN on standardised windows ``X`` with their ``clip_ids``.
+
+    What ``predict`` computes for a file, for a whole split at once (clips in order of first
+    appearance, like :func:`helpers.evaluation.aggregate_clips`): fit a temperature on the
+    validation clips' probabilities, a Mahalanobis detector on the training clips' features.
+    """
+    from helpers.evaluation import aggregate_clips
+
+    probs, feats = penultimate_model(model).predict(np.asarray(X, np.float32),
+                                                    batch_size=batch_windows, verbose=0)
+    ids, clip_probs = aggregate_clips(probs, clip_ids)
+    _, clip_feats = aggregate_clips(feats, clip_ids)
+    return ids, clip_probs, clip_feats
+
+
+# ----------------------------------------------------------------------------- predictor
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file's prediction: ``probs`` ``(n_classes,)`` and ``ood_score`` (None without a
+    detector), or the :class:`helpers.audio.AudioError` that stopped it."""
+
+    path: Path
+    probs: np.ndarray | None = None
+    ood_score: float | None = None
+    accepted: bool | None = None
+    error: Exception | None = None
+
+    @property
+    def status(self) -> str | None:
+        """``"ok"``, ``"unlike any class"``, or None without a detector (or on error)."""
+        if self.accepted is None:
+            return None
+        return STATUS_OK if self.accepted else STATUS_UNLIKE
 
 
 @dataclass(frozen=True)
 class Predictor:
-    """A loaded model and what it needs: classes, feature parameters, standardiser."""
+    """A loaded model kind, its optional temperature and OOD detector, and how to batch.
 
-    model: Any
-    classes: tuple[str, ...]
-    feature_config: Any
-    mean: np.ndarray
-    std: np.ndarray
+    ``batch_files`` / ``batch_windows``: the windows of up to that many files, or until that
+    many windows are gathered, go through the model in one call (``batch_files=1``: one call
+    per file, as before batching).
+    """
+
+    clip_model: ClipModel
+    temperature: float | None = None
+    ood: Any = None  # helpers.calibration.OODDetector
+    batch_files: int = DEFAULT_BATCH_FILES
+    batch_windows: int = DEFAULT_BATCH_WINDOWS
+
+    def __post_init__(self) -> None:
+        if self.batch_files < 1 or self.batch_windows < 1:
+            raise ValueError(f"batch_files and batch_windows must be >= 1, got "
+                             f"{self.batch_files}, {self.batch_windows}")
+        if self.ood is not None:
+            if self.ood.threshold is None:
+                raise ValueError("the OOD detector has no threshold")
+            if self.ood.needs == "features" and not self.clip_model.has_features:
+                raise ValueError(f"the OOD method {self.ood.method!r} scores feature vectors, "
+                                 f"which this {self.clip_model.kind!r} model does not give "
+                                 "(a TFLite model exports probabilities only)")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.clip_model.classes
+
+    @property
+    def feature_config(self):
+        """The CNN's feature configuration (None for kinds without one)."""
+        return getattr(self.clip_model, "feature_config", None)
+
+    @property
+    def model(self):
+        """The underlying model (Keras, :class:`TFLiteModel`, ...)."""
+        return getattr(self.clip_model, "model", None)
+
+    @property
+    def header(self) -> tuple[str, ...]:
+        """The CSV header: :data:`HEADER`, plus :data:`OOD_COLUMNS` with a detector."""
+        return HEADER + OOD_COLUMNS if self.ood is not None else HEADER
+
+    def outputs(self, inputs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Printed probabilities ``(n, n_classes)`` (calibrated when there is a temperature) and
+        OOD scores ``(n,)`` (None without a detector) of several clips' inputs, one model call."""
+        need_features = self.ood is not None and self.ood.needs == "features"
+        out = self.clip_model.predict(inputs, features=need_features)
+        probs = out.probs
+        if self.temperature is not None:
+            from helpers.calibration import apply_temperature
+
+            probs = apply_temperature(probs, self.temperature)
+        scores = None
+        if self.ood is not None:
+            scores = self.ood.score(out.features if need_features else probs)
+        return probs, scores
+
+    def _results(self, batch: list[tuple[Path, Any, Exception | None]]) -> list[FileResult]:
+        good = [inputs for _, inputs, error in batch if error is None]
+        probs, scores = self.outputs(good) if good else (None, None)
+        results, i = [], 0
+        for path, _, error in batch:
+            if error is not None:
+                results.append(FileResult(path, error=error))
+                continue
+            score = None if scores is None else float(scores[i])
+            accepted = None if score is None else bool(self.ood.accepts_scores(score))
+            results.append(FileResult(path, probs[i], score, accepted))
+            i += 1
+        return results
+
+    def iter_files(self, files: Iterable[Path]) -> Iterator[FileResult]:
+        """One :class:`FileResult` per file, in order; files are read one by one and predicted
+        in batches. Unreadable files (:class:`helpers.audio.AudioError`) give a result with
+        ``error`` set; other exceptions propagate."""
+        from helpers.audio import AudioError
+
+        batch: list[tuple[Path, Any, Exception | None]] = []
+        n_files = n_units = 0
+        for path in files:
+            try:
+                inputs = self.clip_model.inputs_of_file(path)
+            except AudioError as exc:
+                batch.append((path, None, exc))
+                continue
+            batch.append((path, inputs, None))
+            n_files += 1
+            n_units += self.clip_model.size_of(inputs)
+            if n_files >= self.batch_files or n_units >= self.batch_windows:
+                yield from self._results(batch)
+                batch, n_files, n_units = [], 0, 0
+        if batch:
+            yield from self._results(batch)
 
     def predict_file(self, path: Path) -> np.ndarray:
-        """Clip probabilities ``(n_classes,)`` of an audio file (windows averaged)."""
-        from helpers.features import file_windows, standardize
+        """Clip probabilities ``(n_classes,)`` of an audio file (windows averaged; calibrated
+        when the bundle has a temperature). Raises :class:`helpers.audio.AudioError`."""
+        result = next(self.iter_files([Path(path)]))
+        if result.error is not None:
+            raise result.error
+        return result.probs
 
-        X = standardize(file_windows(path, self.feature_config), self.mean, self.std)
-        return np.asarray(self.model.predict(X, verbose=0)).mean(axis=0)
+    def predict_signals(self, signals: Sequence[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities ``(n, n_classes)`` and OOD scores ``(n,)`` (or None) of mono signals at
+        the model's sample rate (``clip_model.sample_rate``), e.g. from
+        :func:`helpers.calibration.synthetic_unlike`. One model call."""
+        return self.outputs([self.clip_model.inputs_of_signal(np.asarray(y, np.float32))
+                             for y in signals])
+
+    def row(self, result: FileResult) -> list[str]:
+        """The CSV row of one predicted file (see the module docstring)."""
+        row = [str(result.path), *top_k(result.probs, self.classes)]
+        if self.ood is not None:
+            row += [f"{result.ood_score:.4f}", result.status]
+        return row
 
 
-def load_predictor(model: Path | None = None) -> Predictor:
-    """Load a model bundle folder (Keras) or a ``.tflite`` file inside a bundle folder.
+def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATCH_FILES,
+                   batch_windows: int = DEFAULT_BATCH_WINDOWS, threads: int = 1) -> Predictor:
+    """Load a model bundle folder or a ``.tflite`` file inside a bundle folder.
 
-    ``None`` loads ``models/instrument_cnn`` (what ``make run`` trains).
+    ``None`` loads ``models/instrument_cnn`` (what ``make run`` trains). The folder's
+    ``meta.json`` names the model kind (:data:`MODEL_KINDS`, default ``"cnn"``) and may carry a
+    temperature and an OOD detector (:func:`helpers.models.read_calibration`). ``threads``:
+    TFLite interpreter threads. ``batch_files``/``batch_windows``: see :class:`Predictor`
+    (for a TFLite model ``batch_windows`` is also the most windows per interpreter call).
     """
     from helpers.features import FeatureConfig
-    from helpers.models import META_FILE, NORMALIZER_FILE, load_bundle
+    from helpers.models import (
+        DEFAULT_KIND,
+        META_FILE,
+        NORMALIZER_FILE,
+        read_calibration,
+        read_meta,
+    )
 
     path = Path(model) if model is not None else models_dir() / DEFAULT_MODEL_NAME
     if not path.exists():
         hint = " (run `make run` first to train it)" if model is None else ""
         raise FileNotFoundError(f"model not found: {path}{hint}")
+    folder = path.parent if path.suffix == ".tflite" else path
     if path.suffix == ".tflite":
-        folder = path.parent
         for needed in (META_FILE, NORMALIZER_FILE):
             if not (folder / needed).is_file():
-                raise FileNotFoundError(f"{path}: needs {needed} beside it (a model bundle folder)")
-        meta = json.loads((folder / META_FILE).read_text())
+                raise FileNotFoundError(f"{path}: needs {needed} beside it (a model bundle "
+                                        "folder)")
+    # a folder without meta.json is left to the kind's loader, which names every missing file
+    meta = read_meta(folder) if (folder / META_FILE).is_file() else {}
+    kind = meta.get("kind", DEFAULT_KIND)
+    if path.suffix == ".tflite":
+        if kind != "cnn":
+            raise ValueError(f"{path}: a .tflite file belongs to a 'cnn' bundle, meta.json "
+                             f"says {kind!r}")
         with np.load(folder / NORMALIZER_FILE) as npz:
             mean, std = npz["mean"], npz["std"]
         config = FeatureConfig(**meta["feature_config"])
-        return Predictor(TFLiteModel(path), tuple(meta["classes"]), config, mean, std)
-    bundle = load_bundle(path)
-    return Predictor(bundle.model, bundle.classes, bundle.feature_config, bundle.mean, bundle.std)
+        clip_model: ClipModel = CNNClips(TFLiteModel(path, threads, max_batch=batch_windows),
+                                         meta["classes"], config, mean, std, batch_windows)
+    else:
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"{path}: unknown model kind {kind!r} in {META_FILE}; this version "
+                             f"reads {sorted(MODEL_KINDS)}")
+        clip_model = MODEL_KINDS[kind].from_bundle(path, meta, batch_windows=batch_windows,
+                                                   threads=threads)
+    calibration, ood = read_calibration(folder, meta)
+    temperature = None if calibration is None else float(calibration["temperature"])
+    return Predictor(clip_model, temperature, ood, batch_files, batch_windows)
 
 
 def top_k(probs: np.ndarray, classes, k: int = 3) -> list:
@@ -114,9 +526,14 @@ def top_k(probs: np.ndarray, classes, k: int = 3) -> list:
 
 
 def predict_paths(paths: list[str | Path], model: Path | None = None,
-                  out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Predict every audio file under ``paths``; returns the exit status (1 if any file failed)."""
-    from helpers.audio import AudioError, find_audio_files
+                  out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                  batch_files: int = DEFAULT_BATCH_FILES,
+                  batch_windows: int = DEFAULT_BATCH_WINDOWS) -> int:
+    """Predict every audio file under ``paths``; returns the exit status (1 if any file failed).
+
+    ``batch_files``/``batch_windows``: see :class:`Predictor` (the CSV does not depend on them).
+    """
+    from helpers.audio import find_audio_files
     from helpers.progress import progress
 
     files = find_audio_files(paths)
@@ -128,17 +545,16 @@ def predict_paths(paths: list[str | Path], model: Path | None = None,
     if not files:
         print("no audio files found (WAV, FLAC or OGG)", file=err)
         return 1
-    predictor = load_predictor(model)
+    predictor = load_predictor(model, batch_files=batch_files, batch_windows=batch_windows)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(HEADER)
-    for f in progress(files, desc="predict", unit="file", disable=len(files) < 20, file=err):
-        try:
-            probs = predictor.predict_file(f)
-        except AudioError as exc:
-            print(f"{exc.path}: {exc.problem}", file=err)
+    writer.writerow(predictor.header)
+    bar = progress(files, desc="predict", unit="file", disable=len(files) < 20, file=err)
+    for result in predictor.iter_files(bar):
+        if result.error is not None:
+            print(f"{result.error.path}: {result.error.problem}", file=err)
             failed += 1
             continue
-        writer.writerow([str(f), *top_k(probs, predictor.classes)])
+        writer.writerow(predictor.row(result))
     if failed:
         print(f"{failed} file(s) could not be predicted", file=err)
     return 1 if failed else 0

@@ -367,7 +367,8 @@ def model_sizes(model, tflite: Mapping[str, bytes] | None = None) -> dict:
 
 def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes],
                        classes: Sequence[str], feature_config, mean: np.ndarray, std: np.ndarray,
-                       extra: dict | None = None) -> Path | dict[str, Path]:
+                       extra: dict | None = None, *, calibration: dict | None = None,
+                       ood=None) -> Path | dict[str, Path]:
     """Write one or several ``.tflite`` models plus ``meta.json`` and ``normalizer.npz``.
 
     ``tflite`` is one flatbuffer (written as ``model.tflite``; returns its path) or a mapping
@@ -375,11 +376,14 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     Every model of a folder shares the classes, feature parameters and standardiser, in the
     same ``meta.json``/``normalizer.npz`` format as :func:`helpers.models.save_bundle`, so
     ``python -m helpers predict --model <directory>/<name>.tflite`` works for each of them.
+    ``calibration`` and ``ood`` are stored as by :func:`helpers.models.save_bundle` and shared
+    by every model of the folder; a TFLite model exports probabilities only, so the detector
+    must score probabilities (``"max_probability"``).
     The write is atomic (temporary folder, then rename); an older folder is replaced whole.
     Used in: notebooks/06_pruning.ipynb.
     """
     from helpers.files import atomic_folder, write_json
-    from helpers.models import META_FILE, NORMALIZER_FILE
+    from helpers.models import DEFAULT_KIND, META_FILE, NORMALIZER_FILE, OOD_FILE, calibration_meta
 
     directory = Path(directory)
     if not is_dataclass(feature_config) or isinstance(feature_config, type):
@@ -392,10 +396,15 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     bad = [f for f in files if "/" in f or "\\" in f or f in (".tflite", META_FILE)]
     if bad:
         raise ValueError(f"model names must be plain file stems, got {bad}")
-    meta = {"classes": [str(c) for c in classes], "feature_config": asdict(feature_config),
+    entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
+    if ood is not None and ood.needs != "probs":
+        raise ValueError(f"a TFLite model gives no feature vectors for the {ood.method!r} "
+                         "detector; use 'max_probability' or the Keras bundle")
+    meta = {"kind": DEFAULT_KIND, "classes": [str(c) for c in classes],
+            "feature_config": asdict(feature_config),
             "extra": dict(extra or {}), "model_file": next(iter(files)),
             "model_files": {f: {"bytes": len(b), "gzip_bytes": gzip_size(b)}
-                            for f, b in files.items()}}
+                            for f, b in files.items()}, **entries}
 
     def fill(tmp: Path) -> None:
         for name, blob in files.items():
@@ -403,6 +412,8 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
         write_json(tmp / META_FILE, meta)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(mean, dtype=np.float32),
                  std=np.asarray(std, dtype=np.float32))
+        if ood_arrays:
+            np.savez(tmp / OOD_FILE, **ood_arrays)
 
     atomic_folder(directory, fill)
     if single:

@@ -149,3 +149,67 @@ def test_missing_bundle_file_names_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="broken_bundle") as info:
         load_bundle(folder, config_type=_ToyFeatures)
     assert "model.keras" in str(info.value) and "normalizer.npz" in str(info.value)
+
+
+def _detector(n_classes=3, dim=8, seed=0):
+    from helpers.calibration import OODDetector
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(60) % n_classes
+    X = rng.normal(size=(60, dim)) + y[:, None]
+    detector = OODDetector.fit("mahalanobis", X, y, fitted_on="60 toy training clips")
+    return detector.with_threshold(detector.score(X), accept=0.9), X
+
+
+def test_bundle_carries_temperature_and_ood_detector(tmp_path):
+    model = build_cnn((20, 12, 1), 3, CNNConfig((4,), (3,), (8,)))
+    detector, X = _detector()
+    target = tmp_path / "calibrated"
+    save_bundle(target, model, ["a", "b", "c"], _ToyFeatures(), np.zeros(20), np.ones(20),
+                calibration={"temperature": np.float64(1.7), "fitted_on": "val clips"},
+                ood=detector)
+    meta = json.loads((target / "meta.json").read_text())
+    assert meta["kind"] == "cnn"
+    assert meta["calibration"] == {"temperature": 1.7, "fitted_on": "val clips"}
+    assert meta["ood"] == {"method": "mahalanobis", "threshold": detector.threshold,
+                           "accept": 0.9, "fitted_on": "60 toy training clips", "file": "ood.npz"}
+    with np.load(target / "ood.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["class_means", "precision"]
+    bundle = load_bundle(target, config_type=_ToyFeatures)
+    assert bundle.calibration == {"temperature": 1.7, "fitted_on": "val clips"}
+    assert bundle.ood.threshold == detector.threshold and bundle.kind == "cnn"
+    np.testing.assert_allclose(bundle.ood.score(X), detector.score(X))
+
+
+def test_bundle_without_calibration_and_an_old_bundle_load_as_before(tmp_path):
+    model = build_cnn((20, 12, 1), 3, CNNConfig((4,), (3,), (8,)))
+    plain = save_bundle(tmp_path / "plain", model, ["a", "b", "c"], _ToyFeatures(),
+                        np.zeros(20), np.ones(20))
+    assert sorted(p.name for p in plain.iterdir()) == ["meta.json", "model.keras",
+                                                       "normalizer.npz"]
+    meta = json.loads((plain / "meta.json").read_text())
+    assert "calibration" not in meta and "ood" not in meta
+    # a bundle written before these fields existed: no "kind", no calibration, no detector
+    del meta["kind"]
+    (plain / "meta.json").write_text(json.dumps(meta))
+    bundle = load_bundle(plain, config_type=_ToyFeatures)
+    assert bundle.calibration is None and bundle.ood is None and bundle.kind == "cnn"
+
+
+def test_bad_calibration_or_detector_is_refused_before_writing(tmp_path):
+    from helpers.calibration import OODDetector
+
+    model = build_cnn((20, 12, 1), 3, CNNConfig((4,), (3,), (8,)))
+    args = (model, ["a", "b", "c"], _ToyFeatures(), np.zeros(20), np.ones(20))
+    with pytest.raises(ValueError, match="temperature"):
+        save_bundle(tmp_path / "b1", *args, calibration={"temperature": -1.0})
+    with pytest.raises(ValueError, match="no threshold"):
+        save_bundle(tmp_path / "b2", *args, ood=OODDetector("max_probability"))
+    with pytest.raises(ValueError, match="2 class means"):
+        save_bundle(tmp_path / "b3", *args, ood=_detector(n_classes=2)[0])
+    assert not list(tmp_path.iterdir())
+    other = save_bundle(tmp_path / "other", *args)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "kind": "transfer"}))
+    with pytest.raises(ValueError, match="kind 'transfer'"):
+        load_bundle(other, config_type=_ToyFeatures)

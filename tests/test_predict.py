@@ -1,4 +1,6 @@
-"""`python -m helpers predict`: CSV for every readable file, clear errors for the others."""
+"""`python -m helpers predict`: CSV for every readable file, clear errors for the others; the
+same CSV whether files are batched or not; calibrated probabilities and the OOD columns; model
+kinds."""
 
 import csv
 import io
@@ -7,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import tone
 
 from helpers.features import FeatureConfig
 from helpers.predict import HEADER, predict_paths, top_k
@@ -72,3 +75,238 @@ def test_missing_model_is_a_clear_error(tmp_path, write_tone):
 def test_top_k_orders_by_probability():
     assert top_k(np.array([0.1, 0.6, 0.3]), CLASSES) == ["Flute", "0.6000", "Snare_drum", "0.3000",
                                                          "Cello", "0.1000"]
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def _write_clips(tmp_path, write_tone):
+    """Clips of 1 to 8 windows, a broken file among them, in a known sorted order."""
+    write_tone("batch/a_short.wav", seconds=0.4)  # one (padded) window
+    write_tone("batch/b_long.flac", seconds=7.5, sr=44100, channels=2, freq=220.0)
+    (tmp_path / "batch" / "c_broken.wav").write_bytes(b"RIFF nonsense")
+    write_tone("batch/d.wav", seconds=3.0, freq=660.0)
+    write_tone("batch/e.ogg", seconds=1.2, subtype="VORBIS", freq=330.0)
+    write_tone("batch/f.wav", seconds=2.0, freq=880.0)
+    return tmp_path / "batch"
+
+
+def _predict_text(paths, model, **kwargs):
+    out, err = io.StringIO(), io.StringIO()
+    status = predict_paths(paths, model=model, out=out, err=err, **kwargs)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_batched_and_unbatched_predictions_agree_and_the_csv_is_unchanged(bundle, tmp_path,
+                                                                          write_tone):
+    from helpers.predict import load_predictor
+
+    folder = _write_clips(tmp_path, write_tone)
+    one_by_one = _predict_text([folder], bundle, batch_files=1)  # one model call per file
+    for options in ({}, {"batch_files": 2}, {"batch_windows": 3}):
+        batched = _predict_text([folder], bundle, **options)
+        assert batched == one_by_one, options  # same CSV, same errors, same exit status
+    status, text, err = one_by_one
+    assert status == 1 and "c_broken.wav: cannot decode" in err and "1 file(s)" in err
+    names = [r[0].split("/")[-1] for r in _rows(text)[1:]]
+    assert names == ["a_short.wav", "b_long.flac", "d.wav", "e.ogg", "f.wav"]
+
+    files = sorted(folder.iterdir())
+    per_file = list(load_predictor(bundle, batch_files=1).iter_files(files))
+    together = list(load_predictor(bundle).iter_files(files))
+    assert [r.path for r in together] == files
+    for a, b in zip(per_file, together):
+        assert (a.error is None) == (b.error is None)
+        if a.error is None:
+            np.testing.assert_allclose(b.probs, a.probs, rtol=1e-5, atol=1e-6)
+
+
+def _tflite_file(tmp_path, fixed_batch: bool):
+    """A float TFLite model of 8x8 windows, 3 classes; ``fixed_batch``: batch size 1 only."""
+    import tf_keras as keras
+
+    from helpers.pruning import to_tflite
+    from helpers.training import set_seed
+
+    set_seed(0)
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 1), batch_size=1 if fixed_batch else None)
+    x = layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = layers.Flatten()(x)
+    probs = layers.Dense(3, activation="softmax")(layers.Dense(8, activation="relu")(x))
+    path = tmp_path / f"fixed{fixed_batch}.tflite"
+    path.write_bytes(to_tflite(keras.Model(inputs, probs), "float"))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+@pytest.mark.parametrize("fixed_batch", [False, True])
+def test_tflite_batches_windows_or_falls_back_to_one_at_a_time(tmp_path, fixed_batch):
+    from helpers.predict import TFLiteModel
+
+    path = _tflite_file(tmp_path, fixed_batch)
+    X = np.random.default_rng(0).normal(size=(11, 8, 8, 1)).astype(np.float32)
+    single = TFLiteModel(path, max_batch=1).predict(X)
+    model = TFLiteModel(path, max_batch=4)
+    assert model.batching is not fixed_batch
+    batched = model.predict(X)
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict_one(X[3]), single[3], rtol=1e-5, atol=1e-6)
+    assert model.predict(X[:0]).shape == (0, 3)
+
+
+# ----------------------------------------------------------------------------- calibration, OOD
+
+
+def _band_model(config, n_classes: int):
+    """A model that follows the CNN layer contract and whose penultimate features are known:
+    ``dense1`` gives the mean of every mel band over the window (the spectral envelope)."""
+    import tf_keras as keras
+
+    layers = keras.layers
+    inputs = keras.Input(config.input_shape, name="features")
+    dense = layers.Dense(config.n_mels, name="dense1")
+    logits = layers.Dense(n_classes, name="logits")
+    probs = layers.Activation("softmax", name="probs")(
+        logits(dense(layers.Flatten(name="flatten")(inputs))))
+    model = keras.Model(inputs, probs, name="cnn")
+    frames = config.frames_per_window
+    weights = np.zeros((config.n_mels, frames, config.n_mels), np.float32)
+    for band in range(config.n_mels):
+        weights[band, :, band] = 1.0 / frames
+    dense.set_weights([weights.reshape(-1, config.n_mels), np.zeros(config.n_mels, np.float32)])
+    rng = np.random.default_rng(0)
+    logits.set_weights([rng.normal(size=(config.n_mels, n_classes)).astype(np.float32),
+                        np.zeros(n_classes, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def ood_bundles(tmp_path_factory):
+    """Bundles of the band model: plain, with a temperature only, and with a temperature and a
+    Mahalanobis detector fit on decaying harmonic tones of 150-600 Hz (instrument-like notes:
+    clearly different from pure sines and noise). Returns (folder, training tones)."""
+    from helpers.calibration import OODDetector
+    from helpers.features import clip_windows, standardize
+    from helpers.models import save_bundle
+    from helpers.predict import cnn_clip_outputs
+
+    cfg = FeatureConfig(n_mels=16)
+    mean, std = np.full(16, -40.0, np.float32), np.full(16, 20.0, np.float32)
+    model = _band_model(cfg, len(CLASSES))
+
+    def features(signals):
+        windows = [standardize(clip_windows(y, cfg), mean, std) for y in signals]
+        ids = np.repeat([str(i) for i in range(len(windows))], [len(w) for w in windows])
+        return cnn_clip_outputs(model, np.concatenate(windows), ids)[2]
+
+    rng = np.random.default_rng(0)
+    freqs = rng.uniform(150, 600, 60)
+    train = [tone(1.5, 22050, f, amp=rng.uniform(0.2, 0.8)) for f in freqs]
+    labels = np.digitize(freqs, [300, 450])
+    detector = OODDetector.fit("mahalanobis", features(train), labels, fitted_on="60 tones")
+    val = [tone(1.5, 22050, f, amp=rng.uniform(0.2, 0.8)) for f in rng.uniform(150, 600, 40)]
+    detector = detector.with_threshold(detector.score(features(val)), accept=0.95)
+    root = tmp_path_factory.mktemp("ood_models")
+    args = (model, CLASSES, cfg, mean, std)
+    calibration = {"temperature": 2.0, "fitted_on": "toy"}
+    save_bundle(root / "plain", *args)
+    save_bundle(root / "temperature", *args, calibration=calibration)
+    save_bundle(root / "full", *args, calibration=calibration, ood=detector)
+    return root, train
+
+
+def test_predict_flags_a_pure_tone_and_white_noise_as_unlike_any_class(ood_bundles, tmp_path):
+    import soundfile as sf
+
+    from helpers.calibration import apply_temperature, synthetic_unlike
+    from helpers.predict import OOD_COLUMNS, load_predictor
+
+    root, train = ood_bundles
+    unlike = synthetic_unlike(22050, seconds=1.5, seed=0)
+    for name in ("sine_440Hz", "white_noise"):
+        sf.write(tmp_path / f"{name}.wav", unlike[name], 22050)
+    sf.write(tmp_path / "note.wav", train[0], 22050)  # a tone like the training data
+    status, text, _ = _predict_text([tmp_path], root / "full")
+    assert status == 0
+    rows = _rows(text)
+    assert tuple(rows[0]) == HEADER + OOD_COLUMNS == (
+        "path", "top1", "top1_p", "top2", "top2_p", "top3", "top3_p", "ood_score", "status")
+    status_of = {r[0].split("/")[-1]: r[-1] for r in rows[1:]}
+    assert status_of == {"note.wav": "ok", "sine_440Hz.wav": "unlike any class",
+                         "white_noise.wav": "unlike any class"}
+    full = load_predictor(root / "full")
+    for r in rows[1:]:
+        score = float(r[7])
+        assert (score <= full.ood.threshold) == (r[8] == "ok")
+    # the printed probabilities are the calibrated ones
+    plain = load_predictor(root / "plain")
+    raw = plain.predict_file(tmp_path / "note.wav")
+    np.testing.assert_allclose(full.predict_file(tmp_path / "note.wav"),
+                               apply_temperature(raw[None], 2.0)[0], rtol=1e-6)
+    # straight from waveforms: every synthetic sound is flagged
+    _, scores = full.predict_signals(list(unlike.values()))
+    assert not full.ood.accepts_scores(scores).any()
+
+
+def test_a_temperature_alone_keeps_the_old_header(ood_bundles, tmp_path, write_tone):
+    root, _ = ood_bundles
+    clip = write_tone("a.wav", seconds=1.0)
+    _, calibrated, _ = _predict_text([clip], root / "temperature")
+    _, plain, _ = _predict_text([clip], root / "plain")
+    assert _rows(calibrated)[0] == _rows(plain)[0] == list(HEADER)
+    assert _rows(calibrated)[1][1] == _rows(plain)[1][1]  # same top class
+    assert float(_rows(calibrated)[1][2]) < float(_rows(plain)[1][2])  # T = 2 softens
+
+
+def test_a_bundle_written_before_calibration_still_predicts(bundle, tmp_path, write_tone):
+    import json
+    import shutil
+
+    old = tmp_path / "old_bundle"
+    shutil.copytree(bundle, old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta.pop("kind")  # what save_bundle wrote before this change
+    assert set(meta) == {"classes", "feature_config", "extra", "model_file"}
+    (old / "meta.json").write_text(json.dumps(meta))
+    clip = write_tone("a.wav")
+    assert _predict_text([clip], old) == _predict_text([clip], bundle)
+    assert _rows(_predict_text([clip], old)[1])[0] == list(HEADER)
+
+
+def test_model_kinds_dispatch_on_meta_and_unknown_kinds_are_refused(bundle, tmp_path, write_tone,
+                                                                    monkeypatch):
+    import json
+    import shutil
+
+    from helpers.predict import MODEL_KINDS, ClipModel, ClipOutputs
+
+    class Loudness(ClipModel):
+        """A toy kind: 'Flute' when the clip is quiet, else 'Cello'; one value per clip."""
+
+        kind = "loudness"
+        classes = CLASSES
+        has_features = False
+
+        @classmethod
+        def from_bundle(cls, folder, meta, **_):
+            return cls()
+
+        def inputs_of_signal(self, y):
+            return float(np.sqrt(np.mean(y ** 2)))
+
+        def predict(self, inputs, features=False):
+            loud = np.asarray(inputs) > 0.1
+            probs = np.where(loud[:, None], [0.7, 0.2, 0.1], [0.2, 0.7, 0.1])
+            return ClipOutputs(probs)
+
+    other = tmp_path / "other_kind"
+    shutil.copytree(bundle, other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "kind": "loudness"}))
+    clips = [write_tone("loud.wav", amp=0.9), write_tone("quiet.wav", amp=0.01)]
+    with pytest.raises(ValueError, match="unknown model kind 'loudness'"):
+        _predict_text(clips, other)
+    monkeypatch.setitem(MODEL_KINDS, "loudness", Loudness)
+    status, text, _ = _predict_text(clips, other)
+    assert status == 0 and [r[1] for r in _rows(text)[1:]] == ["Cello", "Flute"]

@@ -217,6 +217,36 @@ def test_tflite_bundle_works_with_the_predict_command(pruned, tmp_path, write_to
         "meta.json", "model.tflite", "normalizer.npz"]
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+def test_tflite_bundle_carries_temperature_and_a_probability_detector(pruned, tmp_path, write_tone):
+    import json
+
+    from helpers.calibration import OODDetector, apply_temperature
+
+    blob = to_tflite(pruned[0], "float")
+    args = (blob, CLASSES, FEATURES, np.full(8, -40.0), np.full(8, 20.0))
+    plain = load_predictor(save_tflite_bundle(tmp_path / "plain", *args))
+    detector = OODDetector("max_probability").with_threshold([0.0, 0.1], accept=1.0)
+    path = save_tflite_bundle(tmp_path / "calibrated", *args,
+                              calibration={"temperature": 2.0, "fitted_on": "val"}, ood=detector)
+    meta = json.loads((tmp_path / "calibrated" / "meta.json").read_text())
+    assert meta["kind"] == "cnn" and meta["calibration"]["temperature"] == 2.0
+    assert meta["ood"]["method"] == "max_probability"
+    clip = write_tone("a.wav", seconds=0.5)
+    predictor = load_predictor(path)
+    np.testing.assert_allclose(predictor.predict_file(clip),
+                               apply_temperature(plain.predict_file(clip)[None], 2.0)[0], rtol=1e-6)
+    out = io.StringIO()
+    assert predict_paths([clip], model=path, out=out, err=io.StringIO()) == 0
+    header, row = out.getvalue().splitlines()
+    assert header.endswith("top3_p,ood_score,status")
+    assert row.split(",")[-1] in ("ok", "unlike any class")
+    mahalanobis = OODDetector.fit("mahalanobis", np.random.default_rng(0).normal(size=(9, 4)),
+                                  np.arange(9) % 3).with_threshold([1.0])
+    with pytest.raises(ValueError, match="no feature vectors"):
+        save_tflite_bundle(tmp_path / "refused", *args, ood=mahalanobis)
+
+
 def test_sweep_scores_each_sparsity_and_plots(trained):
     prepared = _prepared()
     config = PruneConfig(target_sparsity=0.0, fine_tune_epochs=2, batch_size=8)
