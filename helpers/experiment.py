@@ -8,7 +8,7 @@ splits are only scored, and scores are clip-level (windows averaged per clip).
 
 Trained runs are cached beside the features (``<cache>/runs/``): a run is identified by a hash
 of every split's windows, the network, the training settings, the augmentation and the source
-of the code that trains (``models``, ``training``, ``augment``, ``parallel``), so a later
+of the code that trains (:data:`RUN_CODE`: the training and augmentation modules, the network builder, the job), so a later
 chapter that repeats an identical training (notebook 04's "none" is notebook 03's log-mel CNN)
 loads its weights and clip probabilities instead of training again, and a second run of the
 chain skips every training it already did. Training is deterministic (and runs with the same
@@ -32,7 +32,31 @@ import pandas as pd
 from helpers.features import FeatureConfig, FeatureSet
 from helpers.paths import cache_dir
 
-RUN_CODE = ("models.py", "training.py", "augment.py", "parallel.py")  # what a cached run depends on
+# The code a cached run depends on: whole modules, and the functions of modules that also hold
+# unrelated code (a change to a bundle's file format must not discard every trained network).
+RUN_CODE = ("helpers.training", "helpers.augment", "helpers.models:CNNConfig",
+            "helpers.models:build_cnn", "helpers.models:_pool_size", "helpers.models:count_params",
+            "helpers.parallel:run_train_job", "helpers.parallel:configure_threads",
+            "helpers.parallel:JOB_THREADS", "helpers.experiment:clip_probabilities",
+            "helpers.evaluation:aggregate_clips")
+
+
+def run_code_digest() -> str:
+    """A hash of the source of everything in :data:`RUN_CODE` (part of every run's key)."""
+    import importlib
+    import inspect
+
+    digest = hashlib.sha256()
+    for name in RUN_CODE:
+        module_name, _, attribute = name.partition(":")
+        module = importlib.import_module(module_name)
+        if not attribute:
+            digest.update(inspect.getsource(module).encode())
+        elif attribute.isupper():  # a constant
+            digest.update(repr(getattr(module, attribute)).encode())
+        else:
+            digest.update(inspect.getsource(getattr(module, attribute)).encode())
+    return digest.hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -104,8 +128,6 @@ def run_key(job) -> str:
     """The cache key of one training job: data, network, settings, augmentation, code."""
     import tensorflow as tf
 
-    helpers_dir = Path(__file__).parent
-    code = hashlib.sha256(b"".join((helpers_dir / name).read_bytes() for name in RUN_CODE))
     augment = job.augment
     if augment is not None and getattr(augment, "kind", "none") == "none":
         augment = None  # "none" and no augmentation train identically
@@ -116,7 +138,7 @@ def run_key(job) -> str:
         "augment": None if augment is None else dataclasses.asdict(augment),
         "versions": None if job.variants is None else job.variants.fingerprint,
         "splits": sorted(job.splits),
-        "code": code.hexdigest()[:20],
+        "code": run_code_digest(),
         "tensorflow": tf.__version__,
     }
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

@@ -106,3 +106,23 @@ def test_equal_jobs_in_one_call_train_once(tiny_prepared):
     outcomes = train_many([_job(prepared), _job(tiny_prepared())], progress=False)
     assert outcomes[0] is outcomes[1]
     assert len(list((cache_dir() / "runs").iterdir())) == 1
+
+
+def test_the_run_key_follows_the_training_code_not_unrelated_code(tiny_prepared, monkeypatch):
+    import inspect
+
+    import helpers.experiment as experiment
+    import helpers.models as models
+
+    base = run_key(_job(tiny_prepared()))
+    monkeypatch.setattr(models, "save_bundle", lambda *a, **k: None)  # bundle code: not a training
+    assert run_key(_job(tiny_prepared())) == base
+    source = inspect.getsource
+
+    def changed_source(obj):
+        text = source(obj)
+        return text + "\n# changed" if getattr(obj, "__name__", "") == "build_cnn" else text
+
+    monkeypatch.setattr(inspect, "getsource", changed_source)
+    assert run_key(_job(tiny_prepared())) != base
+    assert experiment.run_code_digest() != base
