@@ -629,9 +629,11 @@ def _pool(values: np.ndarray, counts: np.ndarray, stat: str) -> np.ndarray:
     return np.add.reduceat(values.astype(np.float64), offsets, axis=0) / counts[:, None]
 
 
-def _embed_batch(patches: list[np.ndarray], config: EmbeddingConfig,
-                 batch_patches: int) -> np.ndarray:
-    """Pooled embeddings (len(patches), dim) of clips given as lists of patches."""
+def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
+                  batch_patches: int = 16) -> np.ndarray:
+    """Pooled embeddings ``(len(patches), config.dim)`` of clips given by their patches
+    (:func:`musicnn_patches` of each clip): what :func:`clip_embeddings` stores, for audio in
+    memory. Used in: :func:`clip_embeddings`, helpers.predict (the transfer model kind)."""
     counts = np.array([len(p) for p in patches])
     stacked = np.concatenate(patches)
     blocks = []
@@ -662,10 +664,10 @@ def _embed(clips: pd.DataFrame, config: EmbeddingConfig, progress: bool,
         rows.append(i)
         n_patches.append(len(pending[-1]))
         if sum(map(len, pending)) >= batch_patches:
-            X.append(_embed_batch(pending, config, batch_patches))
+            X.append(embed_patches(pending, config, batch_patches))
             pending = []
     if pending:
-        X.append(_embed_batch(pending, config, batch_patches))
+        X.append(embed_patches(pending, config, batch_patches))
     return {
         "X": np.concatenate(X) if X else np.zeros((0, config.dim), np.float32),
         "rows": np.array(rows, dtype=np.int64),
