@@ -307,6 +307,48 @@ def clip_inputs(prepared_by_direction: Mapping[str, Any], to_features: Callable,
     return features, labels, clips
 
 
+def combine(runs: Runs, members: Sequence[str], name: str,
+            weights: Sequence[float] | None = None) -> Runs:
+    """A new model ``name`` whose clip probabilities are the weighted mean of ``members``'.
+
+    Averaging the probabilities of models that err differently (a CNN trained from scratch and
+    a head on pretrained embeddings) is the simplest ensemble. Every (direction, seed, split)
+    that all members have is combined, clip by clip (aligned by clip name); a member run with a
+    single seed is used for every seed of the others.
+    """
+    from helpers.evaluation import clip_metrics
+
+    weights = np.full(len(members), 1 / len(members)) if weights is None else np.asarray(weights, float)
+    weights = weights / weights.sum()
+    table = runs.table[runs.table["model"].isin(members)]
+    out = Runs(pd.DataFrame(), classes=list(runs.classes))
+    rows = []
+    seeds = sorted(table["seed"].unique())
+    for (direction, split), part in table.groupby(["direction", "split"], sort=False):
+        if part["model"].nunique() < len(members):
+            continue
+        names = runs.clips[(members[0], direction, split)]
+        labels = runs.labels[(members[0], direction, split)]
+        for seed in seeds:
+            total = np.zeros((len(names), len(runs.classes)))
+            for member, w in zip(members, weights):
+                member_seeds = sorted(part.loc[part["model"] == member, "seed"])
+                s = seed if seed in member_seeds else member_seeds[0]
+                where = {c: i for i, c in enumerate(runs.clips[(member, direction, split)])}
+                order = [where[c] for c in names]
+                total += w * runs.probs[(member, direction, s, split)][order]
+            metrics = clip_metrics(labels, total)
+            rows.append({"model": name, "direction": direction, "seed": seed, "split": split,
+                         **{m: metrics[m] for m in (*METRICS, "n_clips")}, "best_epoch": np.nan,
+                         "epochs_run": np.nan, "max_epochs": np.nan, "train_seconds": np.nan,
+                         "params": np.nan, "cached": True})
+            out.probs[(name, direction, seed, split)] = total.astype(np.float32)
+        out.clips[(name, direction, split)] = names
+        out.labels[(name, direction, split)] = labels
+    out.table = pd.DataFrame(rows)
+    return out
+
+
 def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
               splits: Sequence[str] = SCORED_SPLITS) -> pd.DataFrame:
     """One row per model: each split's metric as mean over directions, then mean and standard

@@ -97,3 +97,15 @@ def test_a_saved_recipe_is_rebuilt_exactly(recipe, tmp_path):
     assert load_recipe(path) == recipe
     with pytest.raises(FileNotFoundError, match="no saved recipe"):
         load_recipe(tmp_path / "missing.json")
+
+
+def test_an_ensemble_averages_probabilities_clip_by_clip():
+    from helpers.protocol import combine
+
+    a = _runs("a", {("A→B", "cross_val"): [1, 0, 1]})
+    b = _runs("b", {("A→B", "cross_val"): [0, 0, 1]}, seeds=(0,))
+    both = combine(a + b, ["a", "b"], "a+b", weights=[3, 1])
+    probs = both.probs[("a+b", "A→B", 1, "cross_val")]
+    np.testing.assert_allclose(probs[0], 0.75 * np.array([0.9, 0.1]) + 0.25 * np.array([0.1, 0.9]))
+    assert list(both.table["seed"]) == [0, 1]  # b's single run serves both of a's seeds
+    assert summarise(both).loc["a+b", "cross_val_accuracy"] == pytest.approx(2 / 3)
