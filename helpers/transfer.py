@@ -16,8 +16,9 @@ clip embeddings:
 * :func:`fit_head` trains one head on the training clips of any clip table (a model to ship).
 
 Heads are fit with one BLAS/OpenMP thread (:data:`HEAD_THREADS`): the problems are small (a few
-hundred clips), a second thread hardly helps on an idle machine and slows fitting down many times
-on a shared one, and a fixed thread count keeps the numbers identical on every machine.
+hundred clips), so threads have little to share, and on a busy machine (other notebooks, other
+users) several BLAS threads per process made fitting many times slower in our runs; a fixed
+thread count also keeps the numbers identical on machines with different core counts.
 Used in: notebooks/09_pretrained.ipynb, notebooks/10 (the shipped transfer model).
 """
 
@@ -320,3 +321,25 @@ def fit_head(recipe: TransferRecipe, embeddings: ClipEmbeddings, clips_with_spli
         pipeline.fit(embeddings.X[rows][:, recipe.columns()],
                      train["label"].to_numpy()[present].astype(str))
     return pipeline
+
+
+def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:
+    """Share of clips whose nearest neighbour **in another library** has the same label.
+
+    A one-nearest-neighbour classifier trained on the other libraries' clips: features ``X``
+    ``(n_clips, d)`` are standardised (over all clips) and compared by cosine similarity.
+    It asks of a representation whether a class sounds alike across sample libraries, with
+    nothing trained on top. Used in: notebooks/09_pretrained.ipynb.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels, libraries = np.asarray(labels), np.asarray(libraries)
+    if not len(X) == len(labels) == len(libraries):
+        raise ValueError(f"X, labels and libraries need one row per clip: {len(X)}, "
+                         f"{len(labels)}, {len(libraries)}")
+    if len(np.unique(libraries)) < 2:
+        raise ValueError("cross_library_neighbours needs clips of at least two libraries")
+    Z = (X - X.mean(0)) / np.maximum(X.std(0), 1e-12)
+    Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+    similarity = Z @ Z.T
+    similarity[libraries[:, None] == libraries[None, :]] = -np.inf
+    return float(np.mean(labels[similarity.argmax(1)] == labels))

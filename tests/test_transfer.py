@@ -15,6 +15,7 @@ from helpers.transfer import (
     TransferRecipe,
     block_columns,
     blocks_of,
+    cross_library_neighbours,
     embedding_inputs,
     evaluate_transfer,
     fit_head,
@@ -188,3 +189,25 @@ def test_make_returns_an_unfitted_standardising_pipeline():
         assert pipe.steps[0][0] == "standardscaler" and hasattr(pipe, "predict_proba")
         assert not hasattr(pipe[-1], "classes_")
         assert pipe[-1].random_state == 3
+
+
+def test_cross_library_neighbours_finds_a_class_across_libraries():
+    clips = clip_table()
+    emb = embeddings_for(clips, shuffle=False)
+    labels, libraries = clips["label"].to_numpy(), clips["library"].to_numpy()
+    assert cross_library_neighbours(emb.X, labels, libraries) == 1.0
+    noise = np.random.default_rng(1).normal(size=emb.X.shape)
+    assert cross_library_neighbours(noise, labels, libraries) < 0.6  # chance: 1/3
+    # only the other library counts: a clip's duplicate in its own library is no neighbour
+    X = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.2]])
+    assert cross_library_neighbours(X, ["a", "b", "a", "b"], ["A", "A", "B", "B"]) == 0.5
+    with pytest.raises(ValueError, match="two libraries"):
+        cross_library_neighbours(emb.X, labels, ["A"] * len(labels))
+
+
+def test_logistic_head_does_not_depend_on_the_seed(data):
+    _, directions, emb = data
+    runs = evaluate_transfer([TransferRecipe("logistic", CONFIG, LOGISTIC)], directions, [0, 5], emb)
+    for d in directions:
+        np.testing.assert_array_equal(runs.probs[("logistic", d.name, 0, "cross_test")],
+                                      runs.probs[("logistic", d.name, 5, "cross_test")])
