@@ -19,7 +19,7 @@ Heads are fit with one BLAS/OpenMP thread (:data:`HEAD_THREADS`): the problems a
 hundred clips), so threads have little to share, and on a busy machine (other notebooks, other
 users) several BLAS threads per process made fitting many times slower in our runs; a fixed
 thread count also keeps the numbers identical on machines with different core counts.
-Used in: notebooks/09_pretrained.ipynb, notebooks/10 (the shipped transfer model).
+Used in: notebooks/09_pretrained.ipynb.
 """
 
 from __future__ import annotations
@@ -307,7 +307,8 @@ def fit_head(recipe: TransferRecipe, embeddings: ClipEmbeddings, clips_with_spli
 
     The labels are the class names (``pipeline.classes_``, sorted), so the fitted pipeline
     stands alone: ``pipeline.predict_proba(recipe.features(new_embeddings))``. Clips the
-    embedding skipped are left out. Used in: notebooks/10 (a model trained on both libraries).
+    embedding skipped are left out. Used in: notebooks/09_pretrained.ipynb (the head's size); meant
+    for a model trained on both libraries (notebook 10).
     """
     from threadpoolctl import threadpool_limits
 
