@@ -589,6 +589,26 @@ def _weights_fingerprint(models: Sequence[str]) -> list:
     return [release, [[m, p.stat().st_size if p.is_file() else None] for m, p in zip(models, data)]]
 
 
+CACHE_PREFIX = "embeddings-musicnn"
+
+
+def _cache_key(clips: pd.DataFrame, config: EmbeddingConfig) -> str:
+    """The cache key of the embeddings of ``clips``: config, code version, checkpoints, clips."""
+    from helpers import cache
+
+    return cache.key_for(config=asdict(config), version=EMBEDDINGS_VERSION,
+                         weights=_weights_fingerprint(config.models),
+                         clips=cache.clip_fingerprint(clips))
+
+
+def embeddings_cached(clips: pd.DataFrame, config: EmbeddingConfig | None = None) -> bool:
+    """Whether :func:`clip_embeddings` would load these embeddings from the cache (a notebook
+    can then say whether its timing measured extraction or loading)."""
+    from helpers import cache
+
+    return cache.entry_path(_cache_key(clips, config or EmbeddingConfig()), CACHE_PREFIX).is_file()
+
+
 def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
                     use_cache: bool = True, progress: bool = True,
                     batch_patches: int = 16) -> ClipEmbeddings:
@@ -603,14 +623,12 @@ def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
     from helpers import cache
 
     config = config or EmbeddingConfig()
-    key = cache.key_for(config=asdict(config), version=EMBEDDINGS_VERSION,
-                        weights=_weights_fingerprint(config.models),
-                        clips=cache.clip_fingerprint(clips))
-    cached = cache.load(key, prefix="embeddings-musicnn") if use_cache else None
+    key = _cache_key(clips, config)
+    cached = cache.load(key, prefix=CACHE_PREFIX) if use_cache else None
     if cached is None:
         cached = _embed(clips, config, progress, batch_patches)
         if use_cache:
-            cache.save(key, cached, prefix="embeddings-musicnn")
+            cache.save(key, cached, prefix=CACHE_PREFIX)
     skipped = pd.DataFrame({"fname": cached["skipped_fname"], "reason": cached["skipped_reason"]})
     if len(skipped):
         examples = "; ".join(f"{f}: {r}" for f, r in skipped.head(3).itertuples(index=False))

@@ -285,7 +285,9 @@ def test_default_embedding_runs_both_models(clip_files):
 
 def test_embeddings_come_from_the_cache_the_second_time(clip_files, tmp_path, monkeypatch):
     table = _clip_table({k: clip_files[k] for k in ("tone.wav", "noise.wav")})
+    assert not P.embeddings_cached(table, SMALL)
     first = P.clip_embeddings(table, SMALL, progress=False)
+    assert P.embeddings_cached(table, SMALL) and not P.embeddings_cached(table.iloc[:1], SMALL)
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model ran again")

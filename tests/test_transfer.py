@@ -1,0 +1,213 @@
+"""Transfer heads on small random embeddings: no musicnn, no audio (helpers/transfer.py)."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.pretrained import ClipEmbeddings, EmbeddingConfig
+from helpers.protocol import summarise
+from helpers.splits import SCORED_SPLITS, library_directions
+from helpers.transfer import (
+    TransferHead,
+    TransferRecipe,
+    block_columns,
+    blocks_of,
+    cross_library_neighbours,
+    embedding_inputs,
+    evaluate_transfer,
+    fit_head,
+)
+
+# Two 50-wide blocks (the tag means of both networks): a 100-column embedding.
+CONFIG = EmbeddingConfig(models=("MTT_musicnn", "MSD_musicnn"), pooling=(("taggram", "mean"),))
+CLASSES = ["Cello", "Flute", "Oboe"]
+LOGISTIC = TransferHead("logistic", C=1.0)
+MLP = TransferHead("mlp", hidden=(16,), alpha=1e-3, max_iter=200, patience=200)  # 1 step per epoch
+
+
+def clip_table(per_split: int = 8) -> pd.DataFrame:
+    """Clips of three classes in two libraries, ``per_split`` per class, library and split."""
+    rows = [{"fname": f"{lib}{split[:2]}{label[:2]}{i:02d}", "path": f"/nowhere/{lib}{i}.wav",
+             "label": label, "split": split, "library": lib}
+            for lib in ("A", "B") for split in ("train", "test") for label in CLASSES
+            for i in range(per_split)]
+    return pd.DataFrame(rows)
+
+
+def embeddings_for(clips: pd.DataFrame, separation: float = 4.0, seed: int = 0,
+                   skip: int = 0, shuffle: bool = True) -> ClipEmbeddings:
+    """Gaussian embeddings whose mean depends on the class (``separation`` apart) and, less,
+    on the library. The first ``skip`` clips are 'unreadable'; rows come in shuffled order."""
+    rng = np.random.default_rng(seed)
+    class_means = rng.normal(size=(len(CLASSES), CONFIG.dim)) * separation / np.sqrt(CONFIG.dim)
+    library_shift = {"A": 0.0, "B": 0.5}
+    X = np.stack([class_means[CLASSES.index(r.label)] + library_shift[r.library]
+                  + rng.normal(size=CONFIG.dim) * 0.5 for r in clips.itertuples()])
+    order = rng.permutation(len(clips)) if shuffle else np.arange(len(clips))
+    order = order[~np.isin(order, np.arange(skip))]
+    return ClipEmbeddings(X=X[order].astype(np.float32), clips=clips.iloc[order].reset_index(drop=True),
+                          skipped=pd.DataFrame({"fname": clips["fname"][:skip], "reason": "unreadable"}),
+                          n_patches=np.ones(len(order), dtype=np.int64), config=CONFIG)
+
+
+@pytest.fixture
+def data():
+    clips = clip_table()
+    return clips, library_directions(clips), embeddings_for(clips)
+
+
+def test_rows_follow_the_directions_clip_tables(data):
+    clips, directions, emb = data
+    features, labels, names = embedding_inputs(emb, directions)
+    row_of = {f: i for i, f in enumerate(emb.clips["fname"])}
+    for d in directions:
+        assert set(features[d.name]) == {"train", *SCORED_SPLITS}
+        for split, X in features[d.name].items():
+            expected = d.clips.loc[d.clips["split"] == split]
+            assert list(names[d.name][split]) == list(expected["fname"])  # table order
+            np.testing.assert_array_equal(X, emb.X[[row_of[f] for f in expected["fname"]]])
+            assert [CLASSES[i] for i in labels[d.name][split]] == list(expected["label"])
+        # the held-out library's clips are exactly the cross-library splits
+        held = set(clips.loc[clips["library"] == d.held_out, "fname"])
+        assert held == set(names[d.name]["cross_val"]) | set(names[d.name]["cross_test"])
+
+
+def test_blocks_select_their_columns(data):
+    _, directions, emb = data
+    mtt = blocks_of(CONFIG, models=["MTT_musicnn"])
+    assert mtt == (("MTT_musicnn", "taggram", "mean"),)
+    np.testing.assert_array_equal(block_columns(CONFIG, mtt), np.arange(50))
+    np.testing.assert_array_equal(block_columns(CONFIG), np.arange(100))
+    features, _, names = embedding_inputs(emb, directions, blocks=blocks_of(CONFIG, models=["MSD_musicnn"]))
+    d = directions[0].name
+    rows = pd.Index(emb.clips["fname"]).get_indexer(names[d]["test"])
+    np.testing.assert_array_equal(features[d]["test"], emb.block("MSD_musicnn", "taggram")[rows])
+    with pytest.raises(KeyError, match="not in this embedding"):
+        block_columns(CONFIG, [("MTT_musicnn", "penultimate", "mean")])
+    with pytest.raises(KeyError, match="no block"):
+        blocks_of(CONFIG, models=["MTT_vgg"])
+
+
+def test_skipped_clips_are_left_out_and_unknown_clips_refused(data):
+    clips, directions, _ = data
+    emb = embeddings_for(clips, skip=3)
+    skipped = set(clips["fname"][:3])
+    features, labels, names = embedding_inputs(emb, directions)
+    for d in directions:
+        kept = np.concatenate(list(names[d.name].values()))
+        assert not skipped & set(kept)
+        assert len(kept) == len(clips) - 3
+        assert all(len(features[d.name][s]) == len(labels[d.name][s]) == len(names[d.name][s])
+                   for s in names[d.name])
+    unseen = set(clips["fname"][3:8])  # five clips neither embedded nor skipped
+    partial = emb.select(~emb.clips["fname"].isin(unseen).to_numpy())
+    with pytest.raises(KeyError, match="clip\\(s\\) have no embedding") as error:
+        embedding_inputs(partial, directions)
+    assert any(f in str(error.value) for f in unseen)
+
+
+def test_a_head_beats_chance_in_and_across_libraries():
+    clips = clip_table(per_split=25)  # enough clips for the MLP's early-stopping split
+    directions, emb = library_directions(clips), embeddings_for(clips)
+    runs = evaluate_transfer([TransferRecipe("logistic", CONFIG, LOGISTIC),
+                              TransferRecipe("mlp", CONFIG, MLP)], directions, [0], emb)
+    summary = summarise(runs)
+    assert list(summary.index) == ["logistic", "mlp"]
+    assert len(runs.table) == 2 * len(directions) * len(SCORED_SPLITS)
+    for split in ("test", "cross_val", "cross_test"):  # chance: 1/3
+        assert (summary[f"{split}_accuracy"] > 0.75).all(), summary[f"{split}_accuracy"]
+    assert runs.classes == CLASSES
+
+
+def test_heads_are_deterministic_per_seed(data):
+    _, directions, emb = data
+    recipes = [TransferRecipe("mlp", CONFIG, MLP)]
+    first = evaluate_transfer(recipes, directions, [0, 1], emb)
+    again = evaluate_transfer(recipes, directions, [0, 1], emb)
+    for key, probs in first.probs.items():
+        np.testing.assert_array_equal(probs, again.probs[key])
+    d = directions[0].name
+    assert not np.array_equal(first.probs[("mlp", d, 0, "cross_val")],
+                              first.probs[("mlp", d, 1, "cross_val")])  # the seed matters
+
+
+def test_mlp_early_stopping_works_with_fewer_clips_than_classes_need():
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    y = np.repeat(np.arange(10), 3)  # 10 % of 30 clips would be 3 clips for 10 classes
+    head = TransferHead("mlp", hidden=(8,), max_iter=20).make(0)
+    head.fit(X, y)
+    assert head[-1].validation_fraction == 0.1  # restored after the fit
+    assert head.predict_proba(X).shape == (30, 10)
+
+
+def test_evaluate_transfer_refuses_embeddings_of_another_config(data):
+    _, directions, emb = data
+    other = TransferRecipe("tags of MTT", EmbeddingConfig(models=("MTT_musicnn",),
+                                                          pooling=(("taggram", "mean"),)), LOGISTIC)
+    with pytest.raises(ValueError, match="these embeddings were made with"):
+        evaluate_transfer([other], directions, [0], emb)
+    with pytest.raises(KeyError, match="no embeddings for recipe"):
+        evaluate_transfer([other], directions, [0], {CONFIG: emb})
+
+
+def test_fit_head_trains_on_the_training_clips_only(data):
+    clips, _, emb = data
+    recipe = TransferRecipe("MTT", CONFIG, LOGISTIC, blocks=blocks_of(CONFIG, models=["MTT_musicnn"]))
+    model = fit_head(recipe, emb, clips, seed=0)
+    assert list(model.classes_) == CLASSES
+    assert model[0].n_samples_seen_ == (clips["split"] == "train").sum()
+    assert model[-1].n_features_in_ == 50
+    test = emb.select((emb.clips["split"] == "test").to_numpy())
+    accuracy = (model.predict(recipe.features(test)) == test.clips["label"]).mean()
+    assert accuracy > 0.9
+    restored = pickle.loads(pickle.dumps(fit_head(TransferRecipe("mlp", CONFIG, MLP), emb, clips)))
+    assert restored.predict_proba(emb.X[:2]).shape == (2, 3)
+    with pytest.raises(ValueError, match="no training clip"):
+        fit_head(recipe, emb, clips.assign(split="test"))
+
+
+def test_recipe_round_trips_through_json_and_validates():
+    recipe = TransferRecipe("both", CONFIG, MLP, blocks=blocks_of(CONFIG))
+    again = TransferRecipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    assert again == recipe
+    assert TransferRecipe.from_dict(TransferRecipe("all", CONFIG, LOGISTIC).to_dict()).blocks is None
+    assert "100 embedding features" in recipe.describe() and "MLP" in recipe.describe()
+    with pytest.raises(KeyError):
+        TransferRecipe("bad", CONFIG, LOGISTIC, blocks=(("MTT_musicnn", "max_pool", "max"),))
+    for bad in (dict(kind="svm"), dict(C=0), dict(alpha=-1), dict(kind="mlp", hidden=()),
+                dict(validation_fraction=1.0)):
+        with pytest.raises(ValueError):
+            TransferHead(**bad)
+
+
+def test_make_returns_an_unfitted_standardising_pipeline():
+    for head in (LOGISTIC, MLP):
+        pipe = head.make(3)
+        assert pipe.steps[0][0] == "standardscaler" and hasattr(pipe, "predict_proba")
+        assert not hasattr(pipe[-1], "classes_")
+        assert pipe[-1].random_state == 3
+
+
+def test_cross_library_neighbours_finds_a_class_across_libraries():
+    clips = clip_table()
+    emb = embeddings_for(clips, shuffle=False)
+    labels, libraries = clips["label"].to_numpy(), clips["library"].to_numpy()
+    assert cross_library_neighbours(emb.X, labels, libraries) == 1.0
+    noise = np.random.default_rng(1).normal(size=emb.X.shape)
+    assert cross_library_neighbours(noise, labels, libraries) < 0.6  # chance: 1/3
+    # only the other library counts: a clip's duplicate in its own library is no neighbour
+    X = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.2]])
+    assert cross_library_neighbours(X, ["a", "b", "a", "b"], ["A", "A", "B", "B"]) == 0.5
+    with pytest.raises(ValueError, match="two libraries"):
+        cross_library_neighbours(emb.X, labels, ["A"] * len(labels))
+
+
+def test_logistic_head_does_not_depend_on_the_seed(data):
+    _, directions, emb = data
+    runs = evaluate_transfer([TransferRecipe("logistic", CONFIG, LOGISTIC)], directions, [0, 5], emb)
+    for d in directions:
+        np.testing.assert_array_equal(runs.probs[("logistic", d.name, 0, "cross_test")],
+                                      runs.probs[("logistic", d.name, 5, "cross_test")])
