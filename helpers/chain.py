@@ -21,7 +21,7 @@ from helpers.paths import executed_dir, notebooks_dir, results_dir
 PROFILES: dict[str, dict] = {
     "full": {},
     "smoke": {
-        "max_clips_per_class": 12,
+        "max_clips_per_class": 14,
         "epochs": 3,
         "seeds": [0],
         "n_trials": 2,

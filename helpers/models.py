@@ -19,6 +19,7 @@ Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_prun
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -189,6 +190,66 @@ def count_params(model) -> int:
     return int(model.count_params())
 
 
+@functools.cache
+def small_data_classes():
+    """Two scikit-learn estimators that also fit on tiny training sets (a smoke run), made on
+    first use so that importing this module stays cheap: ``.mlp`` and ``.calibrated``.
+
+    * ``SmallDataMLP``: ``MLPClassifier`` whose early-stopping split holds at least one clip per
+      class (scikit-learn stratifies that split and refuses one smaller than the number of
+      classes); the fraction is raised just enough, for that fit only.
+    * ``SmallDataCalibratedCV``: ``CalibratedClassifierCV`` whose number of folds is lowered to
+      the smallest class's clip count when that is below it (at least 2).
+
+    Otherwise both are their scikit-learn class unchanged. Used in: :func:`classical_models`,
+    helpers.transfer.
+    """
+    from types import SimpleNamespace
+
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.neural_network import MLPClassifier
+
+    class SmallDataMLP(MLPClassifier):
+        def fit(self, X, y, **kwargs):
+            wanted = self.validation_fraction
+            n_classes = len(np.unique(y))
+            if self.early_stopping and int(np.ceil(wanted * len(y))) < n_classes:
+                self.validation_fraction = min(0.5, (n_classes + 0.5) / len(y))
+            try:
+                return super().fit(X, y, **kwargs)
+            finally:
+                self.validation_fraction = wanted
+
+    class SmallDataCalibratedCV(CalibratedClassifierCV):
+        def fit(self, X, y, **kwargs):
+            wanted = self.cv
+            smallest = int(np.unique(y, return_counts=True)[1].min())
+            if isinstance(wanted, int) and smallest < wanted:
+                if smallest < 2:
+                    raise ValueError(f"calibration needs at least 2 training clips of every class; "
+                                     f"one class has {smallest}")
+                self.cv = smallest
+            try:
+                return super().fit(X, y, **kwargs)
+            finally:
+                self.cv = wanted
+
+    for cls in (SmallDataMLP, SmallDataCalibratedCV):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+        cls.__doc__ = small_data_classes.__doc__
+    return SimpleNamespace(mlp=SmallDataMLP, calibrated=SmallDataCalibratedCV)
+
+
+def __getattr__(name: str):
+    """``helpers.models.SmallDataMLP`` / ``SmallDataCalibratedCV`` resolve lazily (pickle finds
+    fitted models by these names)."""
+    if name == "SmallDataMLP":
+        return small_data_classes().mlp
+    if name == "SmallDataCalibratedCV":
+        return small_data_classes().calibrated
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def classical_models(seed: int) -> dict[str, Any]:
     """The classical baselines for clip-level MFCC summary statistics, keyed by display name.
 
@@ -197,29 +258,28 @@ def classical_models(seed: int) -> dict[str, Any]:
     each one's fitting time.
     Used in: notebooks/03_baselines.ipynb.
     """
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
     from sklearn.tree import DecisionTreeClassifier
 
+    small = small_data_classes()
     estimators = {
         "Logistic regression": LogisticRegression(C=1.0, max_iter=2000, random_state=seed),
         "Gaussian naive Bayes": GaussianNB(),
         # Platt-scaled probabilities, the replacement sklearn 1.9 gives for SVC(probability=True)
-        "SVM (RBF)": CalibratedClassifierCV(SVC(kernel="rbf", C=10.0, gamma="scale"),
-                                            method="sigmoid", cv=5, ensemble=False),
+        "SVM (RBF)": small.calibrated(SVC(kernel="rbf", C=10.0, gamma="scale"),
+                                      method="sigmoid", cv=5, ensemble=False),
         "Decision tree": DecisionTreeClassifier(min_samples_leaf=2, random_state=seed),
         "Random forest": RandomForestClassifier(n_estimators=300, min_samples_leaf=1,
                                                 n_jobs=2, random_state=seed),
         "AdaBoost": AdaBoostClassifier(DecisionTreeClassifier(max_depth=3, random_state=seed),
                                        n_estimators=100, learning_rate=0.5, random_state=seed),
-        "MLP": MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-3, batch_size=32, max_iter=300,
+        "MLP": small.mlp(hidden_layer_sizes=(128,), alpha=1e-3, batch_size=32, max_iter=300,
                              early_stopping=True, n_iter_no_change=20, random_state=seed),
         "k-NN": KNeighborsClassifier(n_neighbors=5, weights="distance"),
     }

@@ -24,7 +24,6 @@ Used in: notebooks/09_pretrained.ipynb.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -85,10 +84,12 @@ class TransferHead:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        from helpers.models import small_data_classes
+
         if self.kind == "logistic":
             classifier = LogisticRegression(C=self.C, max_iter=2000, random_state=int(seed))
         else:
-            mlp = _small_data_mlp()
+            mlp = small_data_classes().mlp
             classifier = mlp(hidden_layer_sizes=self.hidden, alpha=self.alpha,
                              max_iter=self.max_iter, early_stopping=True,
                              validation_fraction=self.validation_fraction,
@@ -103,40 +104,6 @@ class TransferHead:
         return (f"MLP with hidden layer(s) of {layers} ReLU units (L2 alpha = {self.alpha:g}, "
                 f"early stopping after {self.patience} epochs without progress on "
                 f"{self.validation_fraction:.0%} of the training clips)")
-
-
-@functools.cache
-def _small_data_mlp() -> type:
-    """:class:`SmallDataMLP`, made on first use so that importing this module stays cheap."""
-    from sklearn.neural_network import MLPClassifier
-
-    class SmallDataMLP(MLPClassifier):
-        """``MLPClassifier`` whose early-stopping split holds at least one clip per class.
-
-        scikit-learn stratifies that split and refuses one smaller than the number of classes
-        (e.g. 10 % of a smoke run's 90 training clips for 18 classes); the fraction is then
-        raised just enough, for that fit only. Otherwise it is ``MLPClassifier`` unchanged.
-        """
-
-        def fit(self, X, y, **kwargs):
-            wanted = self.validation_fraction
-            n_classes = len(np.unique(y))
-            if self.early_stopping and int(np.ceil(wanted * len(y))) < n_classes:
-                self.validation_fraction = min(0.5, (n_classes + 0.5) / len(y))
-            try:
-                return super().fit(X, y, **kwargs)
-            finally:
-                self.validation_fraction = wanted
-
-    SmallDataMLP.__module__, SmallDataMLP.__qualname__ = __name__, "SmallDataMLP"
-    return SmallDataMLP
-
-
-def __getattr__(name: str):
-    """``helpers.transfer.SmallDataMLP`` resolves lazily (pickle finds fitted heads by it)."""
-    if name == "SmallDataMLP":
-        return _small_data_mlp()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def blocks_of(config: EmbeddingConfig, models: Sequence[str] | None = None,

@@ -213,3 +213,16 @@ def test_bad_calibration_or_detector_is_refused_before_writing(tmp_path):
     (other / "meta.json").write_text(json.dumps({**meta, "kind": "transfer"}))
     with pytest.raises(ValueError, match="kind 'transfer'"):
         load_bundle(other, config_type=_ToyFeatures)
+
+
+def test_small_training_sets_still_fit_the_calibrated_svm_and_the_mlp():
+    from helpers.models import classical_models
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 2 + [1] * 6 + [2] * 6)  # class 0: two clips, fewer than the 5 folds asked
+    X = rng.normal(size=(len(y), 4)) + y[:, None]
+    for name in ("SVM (RBF)", "MLP"):
+        model = classical_models(0)[name].fit(X, y)
+        assert model.predict_proba(X).shape == (len(y), 3)
+    with pytest.raises(ValueError, match="at least 2 training clips of every class"):
+        classical_models(0)["SVM (RBF)"].fit(X[1:], y[1:])
