@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="label audio files with a trained model")
     predict.add_argument("paths", nargs="+", type=Path, help="audio files or folders (recursive)")
     predict.add_argument("--model", type=Path, default=None,
-                         help="model bundle folder or .tflite file (default: models/instrument_cnn)")
+                         help="model bundle folder or .tflite file (default: models/instrument_classifier, the shipped model)")
     predict.set_defaults(func=_cmd_predict)
 
     report = sub.add_parser("report", help="regenerate the README's results and gallery")

@@ -452,6 +452,39 @@ def save_bundle(
     return atomic_folder(directory, fill)
 
 
+def save_ensemble_bundle(directory: Path, members: Sequence[tuple[str, Any, float]],
+                         classes: Sequence[str], features_from: str | None = None,
+                         extra: dict | None = None, *, calibration: dict | None = None,
+                         ood=None) -> Path:
+    """Write an ``"ensemble"`` bundle: member bundles in sub-folders, their probabilities
+    averaged with weights.
+
+    ``members`` are ``(name, write, weight)``: ``write(folder)`` writes that member's bundle
+    (e.g. ``lambda f: save_bundle(f, ...)``) into ``directory/name``. ``features_from`` names
+    the member whose clip feature vectors an OOD detector scores. The ensemble's temperature and
+    detector live in its own ``meta.json``; members carry none. Written atomically.
+    Used in: notebooks/10_shipping.ipynb.
+    """
+    entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
+    names = [name for name, _, _ in members]
+    if len(set(names)) != len(names) or features_from not in (None, *names):
+        raise ValueError(f"members need distinct names and features_from one of them: {names}, "
+                         f"{features_from!r}")
+    weights = np.asarray([w for _, _, w in members], dtype=np.float64)
+    meta = {"kind": "ensemble", "classes": [str(c) for c in classes],
+            "members": [{"folder": n, "weight": float(w / weights.sum())} for n, w in zip(names, weights)],
+            "features_from": features_from, "extra": dict(extra or {}), **entries}
+
+    def fill(tmp: Path) -> None:
+        for name, write, _ in members:
+            write(tmp / name)
+        write_json(tmp / META_FILE, meta)
+        if ood_arrays:
+            np.savez(tmp / OOD_FILE, **ood_arrays)
+
+    return atomic_folder(Path(directory), fill)
+
+
 def load_bundle(directory: Path, config_type: type | None = None) -> Bundle:
     """Load a bundle written by :func:`save_bundle`.
 

@@ -52,7 +52,7 @@ import numpy as np
 
 from helpers.paths import models_dir
 
-DEFAULT_MODEL_NAME = "instrument_cnn"  # the bundle `make run` saves in models/
+DEFAULT_MODEL_NAME = "instrument_classifier"  # the model notebook 10 ships (make run), in models/
 HEADER = ("path", "top1", "top1_p", "top2", "top2_p", "top3", "top3_p")
 OOD_COLUMNS = ("ood_score", "status")
 STATUS_OK = "ok"
@@ -297,8 +297,117 @@ class CNNClips(ClipModel):
                            None if feats is None else _clip_means(feats, lengths))
 
 
+class TransferClips(ClipModel):
+    """The ``"transfer"`` kind: musicnn embeddings of 3-s patches -> a small head (numpy).
+
+    The pretrained networks come from the ``musicnn`` wheel (:mod:`helpers.pretrained`); the
+    head's weights from the bundle's ``head.npz`` (:func:`helpers.transfer.head_arrays`). Clip
+    feature vectors are the head's standardised inputs.
+    """
+
+    kind = "transfer"
+    has_features = True
+
+    def __init__(self, recipe, arrays: dict, classes: Sequence[str], batch_patches: int = 16):
+        from helpers.pretrained import SAMPLE_RATE
+
+        self.recipe = recipe
+        self.arrays = arrays
+        self.classes = tuple(classes)
+        self.sample_rate = SAMPLE_RATE
+        self.max_seconds = recipe.embedding.max_seconds
+        self.batch_patches = batch_patches
+
+    @classmethod
+    def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
+                    threads: int = 1) -> TransferClips:
+        from helpers.transfer import HEAD_FILE, TransferRecipe
+
+        head = Path(folder) / meta.get("head_file", HEAD_FILE)
+        if not head.is_file():
+            raise FileNotFoundError(f"model bundle {folder} is incomplete: missing {head.name}")
+        with np.load(head, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return cls(TransferRecipe.from_dict(meta["recipe"]), arrays, meta["classes"])
+
+    def inputs_of_signal(self, y: np.ndarray) -> np.ndarray:
+        """The clip's musicnn patches ``(n_patches, 187, 96)``."""
+        from helpers.pretrained import musicnn_frontend, musicnn_patches
+
+        return musicnn_patches(musicnn_frontend(y, self.sample_rate))
+
+    def size_of(self, inputs: np.ndarray) -> int:
+        return len(inputs)
+
+    def predict(self, inputs: Sequence[np.ndarray], features: bool = False) -> ClipOutputs:
+        from helpers.pretrained import embed_patches
+        from helpers.transfer import head_inputs, head_probabilities
+
+        X = embed_patches(list(inputs), self.recipe.embedding, self.batch_patches)[:, self.recipe.columns()]
+        return ClipOutputs(head_probabilities(self.arrays, X),
+                           head_inputs(self.arrays, X) if features else None)
+
+
+class EnsembleClips(ClipModel):
+    """The ``"ensemble"`` kind: member models (sub-bundles) whose probabilities are averaged
+    with the bundle's weights; feature vectors come from the member ``features_from`` names."""
+
+    kind = "ensemble"
+
+    def __init__(self, members: Sequence[tuple[str, ClipModel, float]], classes: Sequence[str],
+                 features_from: str | None = None):
+        self.members = list(members)
+        self.classes = tuple(classes)
+        for name, member, _ in self.members:
+            if tuple(member.classes) != self.classes:
+                raise ValueError(f"ensemble member {name!r} has other classes than the ensemble")
+        self.features_from = features_from
+        self.has_features = features_from is not None and dict(
+            (n, m) for n, m, _ in self.members)[features_from].has_features
+        self.sample_rate = self.members[0][1].sample_rate
+        self.max_seconds = self.members[0][1].max_seconds
+
+    @classmethod
+    def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
+                    threads: int = 1) -> EnsembleClips:
+        from helpers.models import read_meta
+
+        members = []
+        for entry in meta["members"]:
+            sub = Path(folder) / entry["folder"]
+            sub_meta = read_meta(sub)
+            kind = sub_meta.get("kind", "cnn")
+            if kind not in MODEL_KINDS or kind == "ensemble":
+                raise ValueError(f"{sub}: member kind {kind!r} cannot be part of an ensemble")
+            members.append((entry["folder"], MODEL_KINDS[kind].from_bundle(
+                sub, sub_meta, batch_windows=batch_windows, threads=threads), float(entry["weight"])))
+        return cls(members, meta["classes"], meta.get("features_from"))
+
+    def inputs_of_file(self, path: Path) -> tuple:
+        return tuple(member.inputs_of_file(path) for _, member, _ in self.members)
+
+    def inputs_of_signal(self, y: np.ndarray) -> tuple:
+        from helpers.audio import resample
+
+        return tuple(member.inputs_of_signal(resample(y, self.sample_rate, member.sample_rate))
+                     for _, member, _ in self.members)
+
+    def size_of(self, inputs: tuple) -> int:
+        return max(member.size_of(x) for (_, member, _), x in zip(self.members, inputs))
+
+    def predict(self, inputs: Sequence[tuple], features: bool = False) -> ClipOutputs:
+        probs, feats = 0.0, None
+        for k, (name, member, weight) in enumerate(self.members):
+            want = features and name == self.features_from
+            out = member.predict([x[k] for x in inputs], features=want)
+            probs = probs + weight * out.probs
+            feats = out.features if want else feats
+        return ClipOutputs(np.asarray(probs), feats)
+
+
 # "kind" in meta.json -> the ClipModel that loads and runs it. A new kind adds one entry.
-MODEL_KINDS: dict[str, type[ClipModel]] = {"cnn": CNNClips}
+MODEL_KINDS: dict[str, type[ClipModel]] = {"cnn": CNNClips, "transfer": TransferClips,
+                                           "ensemble": EnsembleClips}
 
 
 def cnn_clip_outputs(model, X: np.ndarray, clip_ids: Sequence[str],
@@ -468,7 +577,7 @@ def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATC
                    batch_windows: int = DEFAULT_BATCH_WINDOWS, threads: int = 1) -> Predictor:
     """Load a model bundle folder or a ``.tflite`` file inside a bundle folder.
 
-    ``None`` loads ``models/instrument_cnn`` (what ``make run`` trains). The folder's
+    ``None`` loads ``models/instrument_classifier``, the model notebook 10 ships. The folder's
     ``meta.json`` names the model kind (:data:`MODEL_KINDS`, default ``"cnn"``) and may carry a
     temperature and an OOD detector (:func:`helpers.models.read_calibration`). ``threads``:
     TFLite interpreter threads. ``batch_files``/``batch_windows``: see :class:`Predictor`
@@ -485,7 +594,8 @@ def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATC
 
     path = Path(model) if model is not None else models_dir() / DEFAULT_MODEL_NAME
     if not path.exists():
-        hint = " (run `make run` first to train it)" if model is None else ""
+        hint = (" (run `make run` first to train it; models/instrument_cnn is the project's CNN "
+                "from notebook 05)") if model is None else ""
         raise FileNotFoundError(f"model not found: {path}{hint}")
     folder = path.parent if path.suffix == ".tflite" else path
     if path.suffix == ".tflite":

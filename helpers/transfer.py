@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -289,6 +290,76 @@ def fit_head(recipe: TransferRecipe, embeddings: ClipEmbeddings, clips_with_spli
         pipeline.fit(embeddings.X[rows][:, recipe.columns()],
                      train["label"].to_numpy()[present].astype(str))
     return pipeline
+
+
+HEAD_FILE = "head.npz"  # a transfer bundle's head as arrays (no pickle), beside meta.json
+
+
+def head_arrays(pipeline) -> dict[str, np.ndarray]:
+    """A fitted head (:meth:`TransferHead.make` + fit) as plain arrays: the standardiser's
+    ``mean``/``scale`` and the classifier's weights (``coef``/``intercept`` for logistic
+    regression, ``coef_0.., intercept_0..`` per layer for the MLP), plus ``classes``."""
+    scaler, classifier = pipeline[0], pipeline[-1]
+    arrays = {"mean": scaler.mean_, "scale": scaler.scale_,
+              "classes": np.asarray(classifier.classes_).astype(str)}
+    if hasattr(classifier, "coefs_"):
+        for i, (w, b) in enumerate(zip(classifier.coefs_, classifier.intercepts_)):
+            arrays[f"coef_{i}"], arrays[f"intercept_{i}"] = w, b
+    else:
+        arrays["coef"], arrays["intercept"] = classifier.coef_, classifier.intercept_
+    return {k: np.asarray(v) for k, v in arrays.items()}
+
+
+def head_inputs(arrays: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """The standardised head input ``(X - mean) / scale`` (what a distance detector scores)."""
+    return (np.asarray(X, np.float64) - arrays["mean"]) / arrays["scale"]
+
+
+def head_probabilities(arrays: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` of the head in ``arrays`` for embeddings ``X``
+    (the head's columns): the same numbers as the scikit-learn pipeline's ``predict_proba``."""
+    h = head_inputs(arrays, X)
+    if "coef" in arrays:
+        logits = h @ arrays["coef"].T + arrays["intercept"]
+    else:
+        n_layers = sum(1 for k in arrays if k.startswith("coef_"))
+        for i in range(n_layers):
+            h = h @ arrays[f"coef_{i}"] + arrays[f"intercept_{i}"]
+            if i < n_layers - 1:
+                h = np.maximum(h, 0.0)  # ReLU between layers, softmax at the end
+        logits = h
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def save_transfer_bundle(directory, recipe: TransferRecipe, pipeline, *, calibration=None,
+                         ood=None, extra: dict | None = None) -> Path:
+    """Write a ``"transfer"`` model bundle: ``meta.json`` (kind, classes, the recipe, which
+    pretrained networks it needs, optional temperature and OOD detector) and ``head.npz``.
+
+    ``python -m helpers predict`` runs it offline: the musicnn checkpoints ship inside the
+    ``musicnn`` wheel (``pip install --no-deps "musicnn>=0.1,<0.2"``). Written atomically.
+    Used in: notebooks/10_shipping.ipynb.
+    """
+    from helpers.files import atomic_folder, write_json
+    from helpers.models import META_FILE, OOD_FILE, calibration_meta
+
+    arrays = head_arrays(pipeline)
+    classes = [str(c) for c in arrays.pop("classes")]
+    entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
+    meta = {"kind": "transfer", "classes": classes, "recipe": recipe.to_dict(),
+            "pretrained": {"package": "musicnn", "install": 'pip install --no-deps "musicnn>=0.1,<0.2"',
+                           "networks": list(recipe.embedding.models)},
+            "head_file": HEAD_FILE, "extra": dict(extra or {}), **entries}
+
+    def fill(tmp: Path) -> None:
+        np.savez(tmp / HEAD_FILE, **arrays)
+        write_json(tmp / META_FILE, meta)
+        if ood_arrays:
+            np.savez(tmp / OOD_FILE, **ood_arrays)
+
+    return atomic_folder(directory, fill)
 
 
 def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:

@@ -310,3 +310,55 @@ def test_model_kinds_dispatch_on_meta_and_unknown_kinds_are_refused(bundle, tmp_
     monkeypatch.setitem(MODEL_KINDS, "loudness", Loudness)
     status, text, _ = _predict_text(clips, other)
     assert status == 0 and [r[1] for r in _rows(text)[1:]] == ["Cello", "Flute"]
+
+
+@pytest.fixture(scope="module")
+def transfer_bundle(tmp_path_factory):
+    """A "transfer" bundle: musicnn embeddings (both networks) and a logistic head fit on random
+    embeddings of the right width: enough to test the plumbing, offline."""
+    from helpers.pretrained import EmbeddingConfig
+    from helpers.transfer import TransferHead, TransferRecipe, save_transfer_bundle
+
+    recipe = TransferRecipe("logistic on both", EmbeddingConfig(), TransferHead(C=1.0))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, len(recipe.columns())))
+    y = np.array(CLASSES)[np.arange(30) % 3]
+    head = recipe.head.make(0).fit(X, y)
+    return save_transfer_bundle(tmp_path_factory.mktemp("models") / "transfer", recipe, head), head
+
+
+@pytest.mark.slow
+def test_a_transfer_bundle_predicts_with_the_pretrained_networks(transfer_bundle, write_tone):
+    from helpers.predict import load_predictor
+    from helpers.pretrained import clip_embeddings
+
+    folder, head = transfer_bundle
+    clip = write_tone("a/tone.wav", seconds=4.0)
+    predictor = load_predictor(folder)
+    assert predictor.clip_model.kind == "transfer" and predictor.clip_model.classes == CLASSES
+    probs = predictor.predict_file(clip)
+    import pandas as pd
+
+    embedded = clip_embeddings(pd.DataFrame({"fname": ["tone.wav"], "path": [clip]}), progress=False)
+    expected = head.predict_proba(embedded.X)[0]
+    np.testing.assert_allclose(probs, expected, atol=1e-5)  # the numpy head = the pipeline
+
+
+@pytest.mark.slow
+def test_an_ensemble_averages_its_members(bundle, transfer_bundle, tmp_path, write_tone):
+    import shutil
+
+    from helpers.models import save_ensemble_bundle
+    from helpers.predict import load_predictor
+
+    folder, _ = transfer_bundle
+    members = [("cnn", lambda f: shutil.copytree(bundle, f), 3.0),
+               ("transfer", lambda f: shutil.copytree(folder, f), 1.0)]
+    ensemble = save_ensemble_bundle(tmp_path / "ensemble", members, CLASSES, features_from="transfer")
+    clip = write_tone("b/tone.wav", seconds=2.0)
+    together = load_predictor(ensemble).predict_file(clip)
+    cnn = load_predictor(bundle).predict_file(clip)
+    transfer = load_predictor(folder).predict_file(clip)
+    np.testing.assert_allclose(together, 0.75 * cnn + 0.25 * transfer, atol=1e-5)
+    with pytest.raises(ValueError, match="distinct names"):
+        save_ensemble_bundle(tmp_path / "bad", members, CLASSES, features_from="nope")

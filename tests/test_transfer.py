@@ -211,3 +211,17 @@ def test_logistic_head_does_not_depend_on_the_seed(data):
     for d in directions:
         np.testing.assert_array_equal(runs.probs[("logistic", d.name, 0, "cross_test")],
                                       runs.probs[("logistic", d.name, 5, "cross_test")])
+
+
+@pytest.mark.parametrize("head", [TransferHead("logistic", C=0.5), TransferHead("mlp", hidden=(16, 8), alpha=1.0, max_iter=50)],
+                         ids=["logistic", "mlp"])
+def test_the_head_as_arrays_gives_the_pipelines_probabilities(head):
+    from helpers.transfer import head_arrays, head_probabilities
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    y = np.array(["a", "b", "c"])[np.arange(60) % 3]
+    pipeline = head.make(0).fit(X + (np.arange(60) % 3)[:, None], y)
+    arrays = head_arrays(pipeline)
+    np.testing.assert_allclose(head_probabilities(arrays, X), pipeline.predict_proba(X), atol=1e-10)
+    assert list(arrays["classes"]) == ["a", "b", "c"]
