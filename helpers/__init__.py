@@ -2,8 +2,8 @@
 
 One module per concern (paths, data, download, demo, soundfonts, acoustics, audio, features,
 cache, files, splits, models, training, parallel, evaluation, stats, protocol, experiment,
-augment, augment_audio, perturb, tuning, tune_command, pruning, cam, ablation, plots, progress,
-results, report, predict, chain, book, cli). Importing the package is cheap: nothing heavy
+augment, augment_audio, perturb, tuning, tune_command, pruning, cam, ablation, pretrained,
+transfer, calibration, plots, progress, results, report, predict, chain, book, cli). Importing the package is cheap: nothing heavy
 happens here except choosing Keras 2.
 
 TF-MOT pruning only works with Keras 2, so every model is built with ``tf_keras`` and
