@@ -2,9 +2,17 @@
 
 ``python -m helpers report`` (run by ``make run`` after the chain) rewrites the parts of
 README.md between ``<!-- results:start -->`` / ``<!-- results:end -->``,
-``<!-- figures:start -->`` / ``<!-- figures:end -->`` (the key figures, inline) and
-``<!-- gallery:start -->`` / ``<!-- gallery:end -->`` from ``results/summary.json`` and ``figures/``.
+``<!-- figures:start -->`` / ``<!-- figures:end -->`` (the key figures, inline),
+``<!-- gallery:start -->`` / ``<!-- gallery:end -->`` and ``<!-- scale:start -->`` /
+``<!-- scale:end -->`` (the FSDKaggle2018 cost estimate) from ``results/summary.json``,
+``figures/`` and the benchmarks' records (``results/bench_chain_<profile>.json``,
+``results/bench_anchor.json``, ``results/bench_scale.json``).
 The web book (:mod:`helpers.book`) builds its landing page from the same generators.
+
+Run times are also given in **reference units** (u): the time, in the same run, of a fixed
+workload (``benchmarks/reference.py``), so that runs on days when the machine is faster or
+slower compare. The full profile's budget is anchored in units: 20 minutes of the run the
+budget was set on, re-measured on this machine (``benchmarks/bench_chain.py --anchor``).
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from pathlib import Path
 from helpers.paths import REPO_ROOT, figures_dir, results_dir
 from helpers.results import load_summary
 
-BUDGET_MINUTES = {"full": 20, "smoke": 5}  # the chain's time budget per profile (issue 6)
+BUDGET_MINUTES = {"full": 20, "smoke": 5}  # the chain's time budget per profile
+GOAL_MINUTES = {"full": 15}  # what the full profile aims at, below its budget
+ANCHOR_FILE = "bench_anchor.json"  # benchmarks/bench_chain.py --anchor COMMIT writes it
 MARKERS = {"results": ("<!-- results:start -->", "<!-- results:end -->"),
            "figures": ("<!-- figures:start -->", "<!-- figures:end -->"),
-           "gallery": ("<!-- gallery:start -->", "<!-- gallery:end -->")}
+           "gallery": ("<!-- gallery:start -->", "<!-- gallery:end -->"),
+           "scale": ("<!-- scale:start -->", "<!-- scale:end -->")}
 
 # The figures that tell the story, shown inline in the README and on the book's landing page,
 # in reading order, each with its one-line caption (no numbers: those are in the figures).
@@ -134,46 +145,197 @@ def chain_time_markdown(profile: str) -> str:
     return f"Chain run time ({profile} profile): {times['total_seconds'] / 60:.1f} min ({per_nb})."
 
 
-def budget_verdict(profile: str, seconds: float) -> str:
-    """'within' or '**over by X min**' for a chain run of ``profile`` that took ``seconds``."""
+def anchored_budget(anchor: dict, minutes: float) -> float:
+    """``minutes`` of the anchored run, in reference units.
+
+    The anchor (``results/bench_anchor.json``) is a chain run of an older commit whose committed
+    benchmark took ``committed_total_seconds``, re-measured cold on this machine:
+    ``total_units``. A budget of ``minutes`` is that share of the same run:
+    ``total_units * minutes * 60 / committed_total_seconds`` (20 minutes of a run that took
+    19.8 is 20/19.8 of its units).
+    """
+    return anchor["total_units"] * minutes * 60 / anchor["committed_total_seconds"]
+
+
+def budget_verdict(profile: str, seconds: float, units: float | None = None,
+                   anchor: dict | None = None) -> str:
+    """'within' or '**over by ...**' for a chain run of ``profile``.
+
+    In reference units when the run has ``units`` and an ``anchor`` of the full profile exists
+    (full profile only: the smoke run is too short and noisy for units), else in minutes of
+    wall-clock time against :data:`BUDGET_MINUTES`.
+    """
+    if profile == "full" and units is not None and anchor_applies(anchor):
+        budget = anchored_budget(anchor, BUDGET_MINUTES[profile])
+        return ("within" if units <= budget else
+                f"**over by {units - budget:.1f} u ({100 * (units / budget - 1):.0f} %)**")
     minutes, budget = seconds / 60, BUDGET_MINUTES[profile]
     return "within" if minutes <= budget else f"**over by {minutes - budget:.1f} min**"
 
 
+def anchor_applies(anchor: dict | None, bench: dict | None = None) -> bool:
+    """An anchor of the full profile, measured with the same reference workload as ``bench``."""
+    if not anchor or anchor.get("profile") != "full":
+        return False
+    if bench is None:
+        return True
+    return (bench.get("reference", {}).get("version") == anchor.get("reference", {}).get("version")
+            and "first_run_total_units" in bench)
+
+
+def _read_result(name: str) -> dict | None:
+    path = results_dir() / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cell(seconds: float | None, units: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds:.0f} s" + (f" ({units:.1f} u)" if units is not None else "")
+
+
 def timing_markdown() -> str:
-    """Seconds per notebook, first (cold cache) and second (warm) run, per profile, from the
-    ``results/bench_chain_<profile>.json`` files ``benchmarks/bench_chain.py --keep`` writes."""
-    benches = {}
-    for profile in ("full", "smoke"):
-        path = results_dir() / f"bench_chain_{profile}.json"
-        if path.is_file():
-            benches[profile] = json.loads(path.read_text())
+    """Seconds (and reference units) per notebook, first (cold cache) and second (warm) run, per
+    profile, from the ``results/bench_chain_<profile>.json`` files ``benchmarks/bench_chain.py
+    --keep`` writes; the budget verdicts, anchored in units by ``results/bench_anchor.json``."""
+    benches = {p: b for p in ("full", "smoke") if (b := _read_result(f"bench_chain_{p}.json"))}
     if not benches:
         return ""
-    header = " | ".join(f"{p}: first run | {p}: second run" for p in benches)
-    lines = [f"| notebook | {header} |", "| --- |" + " --- | --- |" * len(benches)]
+    anchor = _read_result(ANCHOR_FILE)
+    runs = ("first", "second")
+    header = " | ".join(f"{p}: {run} run" for p in benches for run in runs)
+    lines = [f"| notebook | {header} |", "| --- |" + " --- |" * (2 * len(benches))]
     names = list(next(iter(benches.values()))["first_run_seconds"])
     for name in names:
-        cells = " | ".join(f"{b['first_run_seconds'].get(name, float('nan')):.0f} s | "
-                           f"{b['second_run_seconds'].get(name, float('nan')):.0f} s" for b in benches.values())
+        cells = " | ".join(_cell(b[f"{run}_run_seconds"].get(name), b.get(f"{run}_run_units", {}).get(name))
+                           for b in benches.values() for run in runs)
         lines.append(f"| {name} | {cells} |")
-    totals = " | ".join(f"**{b['first_run_total'] / 60:.1f} min** | **{b['second_run_total'] / 60:.1f} min**"
-                        for b in benches.values())
-    lines.append(f"| total | {totals} |")
-    loads = "; ".join(f"{p}: {b['load_average']['first_start']:.1f} at the start"
-                      for p, b in benches.items())
+    totals = []
+    for b in benches.values():
+        for run in runs:
+            units = b.get(f"{run}_run_total_units")
+            totals.append(f"**{b[f'{run}_run_total'] / 60:.1f} min**"
+                          + (f" ({units:.0f} u)" if units is not None else ""))
+    lines.append(f"| total | {' | '.join(totals)} |")
     verdicts = []
     for profile, b in benches.items():
-        for run in ("first", "second"):
-            seconds = b[f"{run}_run_total"]
-            verdicts.append(f"{profile} {run} run {seconds / 60:.1f} min: {budget_verdict(profile, seconds)}")
-    lines.append("")
-    lines.append(f"Budget (issue 6): full profile {BUDGET_MINUTES['full']} min, smoke profile "
-                 f"{BUDGET_MINUTES['smoke']} min. " + "; ".join(verdicts) + ".")
+        anchored = profile == "full" and anchor_applies(anchor, b)
+        for run in runs:
+            seconds, units = b[f"{run}_run_total"], b.get(f"{run}_run_total_units")
+            measured = f"{units:.0f} u" if anchored else f"{seconds / 60:.1f} min"
+            verdicts.append(f"{profile} {run} run {measured}: "
+                            f"{budget_verdict(profile, seconds, units, anchor if anchored else None)}")
+    lines += ["", budget_sentence(anchor if "full" in benches and anchor_applies(anchor, benches["full"])
+                                  else None) + " " + "; ".join(verdicts) + "."]
+    medians = [f"{b['reference']['median']:.1f} s in the {p} run" for p, b in benches.items()
+               if "reference" in b]
+    if medians:
+        unit = next(b["reference"]["unit"] for b in benches.values() if "reference" in b)
+        lines.append(f"A reference unit (u) is {unit} ({', '.join(medians)}; the median of repeats "
+                     "before, between and after the notebooks), so that runs on days when the "
+                     "machine is faster or slower compare.")
+    loads = "; ".join(f"{p}: {b['load_average']['first_start']:.1f} at the start"
+                      for p, b in benches.items())
     lines.append("Time per notebook, measured by `benchmarks/bench_chain.py` on a 2-core machine: the first "
                  "run starts from an empty cache, the second reuses its features and trained runs "
                  f"(1-minute load average {loads}).")
     return "\n".join(lines)
+
+
+def budget_sentence(anchor: dict | None) -> str:
+    """The budget, in units when ``anchor`` (a full-profile anchor) is given."""
+    smoke = (f"the smoke profile within {BUDGET_MINUTES['smoke']} min of wall-clock time (too short "
+             "and noisy a run to count in units)")
+    if anchor is None:
+        return (f"Budget: the full profile within {BUDGET_MINUTES['full']} min, {smoke}; no "
+                "anchored run measured yet (`benchmarks/bench_chain.py --anchor COMMIT`).")
+    committed = anchor["committed_total_seconds"] / 60
+    return (f"Budget: the full profile within {anchored_budget(anchor, BUDGET_MINUTES['full']):.0f} u, "
+            f"{BUDGET_MINUTES['full']} minutes of the run the budget was set on (commit "
+            f"`{anchor['commit']}`: {committed:.1f} min when committed, {anchor['total_units']:.0f} u "
+            f"re-measured cold here on {anchor['date'][:10]}, so {BUDGET_MINUTES['full']} min is "
+            f"{BUDGET_MINUTES['full']}/{committed:.1f} of {anchor['total_units']:.0f} u); the goal, "
+            f"{GOAL_MINUTES['full']} min, is {anchored_budget(anchor, GOAL_MINUTES['full']):.0f} u; "
+            f"{smoke}.")
+
+
+def _minutes(value: float) -> str:
+    """Minutes (seconds under one), to a precision an estimate deserves."""
+    if value < 1:
+        return f"{max(value * 60, 1):.0f} s"
+    return f"{value:.0f} min" if value >= 10 else f"{value:.1f} min"
+
+
+def scale_markdown(record: dict | None = None) -> str:
+    """The FSDKaggle2018 cost estimate of ``benchmarks/bench_scale.py`` (``record``: its
+    ``results/bench_scale.json``, read when not given): what each step costs per window on the
+    demo at several sizes, and what that predicts for the subsets of the real dataset."""
+    record = record if record is not None else _read_result("bench_scale.json")
+    if not record:
+        return ("_No scale benchmark yet: `benchmarks/bench_scale.py --keep .` measures one._")
+    fits, est, protocol = record["fits"], record["fsdkaggle2018"], record["protocol"]
+    sizes = record["sizes"]
+    per_1000 = {step: 1000 * f["time"]["b"] for step, f in fits.items()}
+    factors = ", ".join(f"{s['factor']:g}x" for s in sizes)
+    clips = ", ".join(f"{s['clips']:,}" for s in sizes)
+    rates = []
+    if "logmel" in per_1000 and "mfcc" in per_1000:
+        rates.append(f"feature extraction {per_1000['logmel']:.1f} s (log-mel) and "
+                     f"{per_1000['mfcc']:.1f} s (MFCC) per 1,000 windows")
+    if "train-logmel" in per_1000 and "train-mfcc" in per_1000:
+        rates.append(f"one training epoch {per_1000['train-logmel']:.1f} s (log-mel CNN) and "
+                     f"{per_1000['train-mfcc']:.1f} s (seed CNN) per 1,000 training windows, on "
+                     "one TensorFlow thread as the project's training jobs run")
+    if "embed" in fits:
+        rates.append(f"musicnn embeddings at {1 / fits['embed']['time']['b']:.0f}x real time "
+                     f"(on {100 * record['embed_share']:.0f} % of the clips)")
+    text = [f"Measured by `benchmarks/bench_scale.py` on {record['date'][:10]} on a "
+            f"{record['cpu_count']}-core machine (1-minute load average "
+            f"{record['load_averages_start'][0]:.1f} at the start): the demo built at {factors} "
+            f"its default size ({clips} clips), each step's time fitted as a + b x n: "
+            + "; ".join(rates) + "."]
+    subsets = list(est)
+    rows = [("clips (train + test)", lambda e: f"{e['clips']['train']:,} + {e['clips']['test']:,}"),
+            ("audio, clips cut at 10 s", lambda e: f"{e['audio_seconds'] / 3600:.1f} h"),
+            ("1-s windows per feature type", lambda e: f"{max(e['windows'].values()):,}")]
+    steps = est[subsets[0]]["steps"]
+    if "logmel" in steps and "mfcc" in steps:
+        rows.append(("feature extraction, log-mel + MFCC",
+                     lambda e: _minutes(e["steps"]["logmel"]["minutes"] + e["steps"]["mfcc"]["minutes"])))
+    for step, label in (("train-logmel", "one epoch, log-mel CNN"), ("train-mfcc", "one epoch, seed CNN"),
+                        ("embed", "musicnn embeddings, every clip")):
+        if step in steps:
+            rows.append((label, lambda e, step=step: _minutes(e["steps"][step]["minutes"])))
+    trainings = est[subsets[0]]["protocol"]["trainings"]
+    if trainings:
+        n = sum(t["trainings"] for t in trainings.values())
+        rows.append((f"notebook 03: features + {n} CNN trainings, one after another",
+                     lambda e: _minutes(e["protocol"]["serial_minutes"])))
+    rows.append(("peak memory of the largest step",
+                 lambda e: f"{max(s['peak_mib'] for s in e['steps'].values()) / 1024:.1f} GiB"))
+    table = [f"| FSDKaggle2018 | {' | '.join(f'`{s}`' for s in subsets)} |",
+             "| --- |" + " --- |" * len(subsets)]
+    table += [f"| {label} | {' | '.join(fn(est[s]) for s in subsets)} |" for label, fn in rows]
+    first = est[subsets[0]]
+    means = first["mean_seconds"]
+    text += ["", *table, "",
+             "The metadata gives every clip's class and split but no durations: each clip is taken "
+             f"to last its split's mean, {means['train']:.1f} s for a training clip and "
+             f"{means['test']:.1f} s for a test clip (the published total duration of the split "
+             f"over its clips; source: {record['durations_source']}), cut at 10 s into 1-s "
+             "windows without overlap. Every window is counted (the activity gate, which drops "
+             "silent ones, is not applied), so the counts are upper estimates."]
+    if trainings:
+        epochs = " and ".join(f"{t['epochs']} ({'log-mel CNN' if s == 'train-logmel' else 'seed CNN'})"
+                              for s, t in trainings.items())
+        text[-1] += (f" Notebook 03 on FSDKaggle2018 is in-library only (the metadata names no "
+                     f"sample library): {len(protocol['seeds'])} seeds x {len(trainings)} CNNs, each "
+                     f"trained to early stopping (at most {protocol['epochs']} epochs, patience "
+                     f"{protocol['patience']}), assumed to take as many epochs as on the demo at "
+                     f"{record['protocol_factor']:g}x: {epochs}. The chain runs two trainings "
+                     "at a time, which at best halves their part; the classical baselines and the "
+                     "figures are not counted.")
+    return "\n".join(text)
 
 
 def gallery_markdown(folder: Path | None = None) -> str:
@@ -216,11 +378,13 @@ def replace_between(text: str, key: str, body: str) -> str:
 
 
 def write_readme(readme: Path | None = None) -> Path:
-    """Regenerate the results table, the key figures and the gallery in README.md."""
+    """Regenerate the results table, the key figures, the gallery and the scale estimate in
+    README.md."""
     readme = readme or REPO_ROOT / "README.md"
     text = readme.read_text()
     text = replace_between(text, "results", results_markdown(load_summary()))
     text = replace_between(text, "figures", key_figures_markdown())
     text = replace_between(text, "gallery", gallery_markdown())
+    text = replace_between(text, "scale", scale_markdown())
     readme.write_text(text)
     return readme

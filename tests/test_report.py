@@ -11,10 +11,13 @@ import pytest
 from helpers.paths import figures_dir, results_dir
 from helpers.report import (
     KEY_FIGURES,
+    anchored_budget,
+    budget_verdict,
     gallery_markdown,
     key_figures_markdown,
     replace_between,
     results_markdown,
+    scale_markdown,
     timing_markdown,
     write_readme,
 )
@@ -59,12 +62,28 @@ def test_no_results_says_how_to_get_them():
     assert "make run" in results_markdown({})
 
 
-def _bench(profile: str, first: dict, second: dict) -> None:
-    path = results_dir() / f"bench_chain_{profile}.json"
+def _bench(profile: str, first: dict, second: dict, unit: float | None = None) -> None:
+    """A bench_chain record; with ``unit`` (seconds of a reference unit), in units too."""
+    record = {"profile": profile, "first_run_seconds": first, "second_run_seconds": second,
+              "first_run_total": sum(first.values()), "second_run_total": sum(second.values()),
+              "load_average": {"first_start": 0.5}}
+    if unit is not None:
+        record["reference"] = {"median": unit, "version": 1, "unit": "the median time of the reference"}
+        for run, times in (("first", first), ("second", second)):
+            record[f"{run}_run_units"] = {k: v / unit for k, v in times.items()}
+            record[f"{run}_run_total_units"] = sum(times.values()) / unit
+    _write("bench_chain", profile, record)
+
+
+def _write(stem: str, profile: str | None, record: dict) -> None:
+    path = results_dir() / (f"{stem}_{profile}.json" if profile else f"{stem}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"profile": profile, "first_run_seconds": first, "second_run_seconds": second,
-                                "first_run_total": sum(first.values()), "second_run_total": sum(second.values()),
-                                "load_average": {"first_start": 0.5}}))
+    path.write_text(json.dumps(record))
+
+
+# The anchored run: 1190 s when committed (19.8 min), 600 s = 120 units of 5 s re-measured today.
+ANCHOR = {"commit": "b2f9d46", "profile": "full", "date": "2026-11-30T12:00:00+00:00",
+          "total_units": 120.0, "committed_total_seconds": 1190.0, "reference": {"version": 1}}
 
 
 def test_timing_table_shows_both_runs_of_each_profile():
@@ -78,6 +97,85 @@ def test_timing_table_shows_both_runs_of_each_profile():
     _bench("smoke", {"01_eda": 14.0, "03_baselines": 346.0}, {"01_eda": 13.0, "03_baselines": 17.0})
     assert "smoke first run 6.0 min: **over by 1.0 min**" in timing_markdown()
     assert "timing" not in results_markdown({}) and "| 01_eda |" in results_markdown(SUMMARY)
+    assert "issue" not in timing_markdown() and "no anchored run" in timing_markdown()
+
+
+def test_budget_in_units_is_the_anchored_run_scaled_to_its_minutes():
+    assert anchored_budget(ANCHOR, 20) == pytest.approx(120 * 1200 / 1190)
+    assert anchored_budget(ANCHOR, 15) == pytest.approx(120 * 900 / 1190)
+    budget = anchored_budget(ANCHOR, 20)
+    assert budget_verdict("full", 5000.0, units=budget - 0.1, anchor=ANCHOR) == "within"
+    assert budget_verdict("full", 60.0, units=budget * 1.1, anchor=ANCHOR) == \
+        f"**over by {0.1 * budget:.1f} u (10 %)**"
+    # without units or an anchor, and always for smoke: minutes of wall-clock time
+    assert budget_verdict("full", 1300.0) == "**over by 1.7 min**"
+    assert budget_verdict("full", 1300.0, units=budget * 2) == "**over by 1.7 min**"
+    assert budget_verdict("smoke", 240.0, units=1000.0, anchor=ANCHOR) == "within"
+    assert budget_verdict("full", 1300.0, units=1.0, anchor={**ANCHOR, "profile": "smoke"}) == \
+        "**over by 1.7 min**"
+
+
+def test_timing_table_in_units_with_the_anchored_verdict():
+    _bench("full", {"01_eda": 30.0, "03_baselines": 600.0}, {"01_eda": 30.0, "03_baselines": 60.0}, unit=5.0)
+    _bench("smoke", {"01_eda": 14.0, "03_baselines": 40.0}, {"01_eda": 13.0, "03_baselines": 17.0}, unit=5.0)
+    text = timing_markdown()
+    assert "| 03_baselines | 600 s (120.0 u) | 60 s (12.0 u) | 40 s (8.0 u) | 17 s (3.4 u) |" in text
+    assert "| total | **10.5 min** (126 u) | **1.5 min** (18 u) |" in text
+    assert "no anchored run" in text and "full first run 10.5 min: within" in text
+    _write("bench_anchor", None, ANCHOR)
+    text = timing_markdown()
+    budget = anchored_budget(ANCHOR, 20)
+    assert f"full profile within {budget:.0f} u" in text and "commit `b2f9d46`" in text
+    assert "19.8 min when committed, 120 u re-measured cold here on 2026-11-30" in text
+    assert f"the goal, 15 min, is {anchored_budget(ANCHOR, 15):.0f} u" in text
+    assert f"full first run 126 u: **over by {126 - budget:.1f} u" in text
+    assert "full second run 18 u: within" in text and "smoke first run 0.9 min: within" in text
+    assert "A reference unit (u) is the median time of the reference (5.0 s in the full run" in text
+    # a benchmark of another reference version is not counted against the anchor
+    _write("bench_anchor", None, {**ANCHOR, "reference": {"version": 2}})
+    assert "full first run 10.5 min: within" in timing_markdown()
+
+
+def _scale_record() -> dict:
+    fit = {"time": {"a": 1.0, "b": 0.005}, "memory": {"a": 300.0, "b": 0.01}, "unit": "windows"}
+    steps = {"logmel": {"n": 38000, "minutes": 3.2, "peak_mib": 700.0},
+             "mfcc": {"n": 38000, "minutes": 4.0, "peak_mib": 800.0},
+             "train-logmel": {"n": 27000, "minutes": 0.4, "peak_mib": 1500.0},
+             "train-mfcc": {"n": 27000, "minutes": 1.5, "peak_mib": 2048.0},
+             "embed": {"n": 37000, "minutes": 31.0, "peak_mib": 1900.0}}
+    subset = {"clips": {"train": 4827, "test": 890}, "audio_seconds": 37080.0,
+              "windows": {"logmel": 38239, "mfcc": 38239}, "mean_seconds": {"train": 6.84, "test": 4.5},
+              "steps": steps,
+              "protocol": {"trainings": {"train-logmel": {"trainings": 3, "epochs": 14, "minutes": 16.8},
+                                         "train-mfcc": {"trainings": 3, "epochs": 10, "minutes": 45.0}},
+                           "features_minutes": 7.2, "serial_minutes": 69.0}}
+    return {"date": "2026-11-30T12:00:00+00:00", "cpu_count": 2, "load_averages_start": [0.4, 0.5, 0.6],
+            "sizes": [{"factor": 1.0, "clips": 2160}, {"factor": 2.0, "clips": 4320}],
+            "fits": {"logmel": fit, "mfcc": fit, "train-logmel": fit, "train-mfcc": fit,
+                     "embed": {**fit, "time": {"a": 0.0, "b": 0.05}}},
+            "fsdkaggle2018": {"instruments19": subset, "all41": subset},
+            "protocol": {"seeds": [0, 1, 2], "epochs": 30, "patience": 4}, "protocol_factor": 1.0,
+            "embed_share": 0.1, "durations_source": "the dataset's README"}
+
+
+def test_scale_paragraph_is_generated_from_the_benchmark():
+    assert "bench_scale.py --keep" in scale_markdown()  # nothing measured yet
+    text = scale_markdown(_scale_record())
+    assert "on 2026-11-30 on a 2-core machine" in text and "1x, 2x its default size (2,160, 4,320 clips)" in text
+    assert "5.0 s (log-mel) and 5.0 s (MFCC) per 1,000 windows" in text
+    assert "musicnn embeddings at 20x real time (on 10 % of the clips)" in text
+    assert "| FSDKaggle2018 | `instruments19` | `all41` |" in text
+    assert "| clips (train + test) | 4,827 + 890 | 4,827 + 890 |" in text
+    assert "| 1-s windows per feature type | 38,239 | 38,239 |" in text
+    assert "| feature extraction, log-mel + MFCC | 7.2 min | 7.2 min |" in text
+    assert "| one epoch, log-mel CNN | 24 s | 24 s |" in text
+    assert "| musicnn embeddings, every clip | 31 min | 31 min |" in text
+    assert "| notebook 03: features + 6 CNN trainings, one after another | 69 min | 69 min |" in text
+    assert "| peak memory of the largest step | 2.0 GiB | 2.0 GiB |" in text
+    assert "6.8 s for a training clip and 4.5 s for a test clip" in text and "the dataset's README" in text
+    assert "14 (log-mel CNN) and 10 (seed CNN)" in text and "3 seeds x 2 CNNs" in text
+    _write("bench_scale", None, _scale_record())
+    assert scale_markdown() == text
 
 
 def test_replace_between_needs_the_markers():
@@ -95,8 +193,11 @@ def test_write_readme_fills_every_section(tmp_path):
     (results_dir() / "summary.json").write_text(json.dumps(SUMMARY))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- results:start -->\n<!-- results:end -->\n<!-- figures:start -->\n"
-                      "<!-- figures:end -->\n<!-- gallery:start -->\n<!-- gallery:end -->\n")
+                      "<!-- figures:end -->\n<!-- gallery:start -->\n<!-- gallery:end -->\n"
+                      "<!-- scale:start -->\nan estimate typed in\n<!-- scale:end -->\n")
+    _write("bench_scale", None, _scale_record())
     text = write_readme(readme).read_text()
+    assert "typed in" not in text and "| FSDKaggle2018 | `instruments19` | `all41` |" in text
     assert "| SVM (RBF) | 03 | 0.689 |" in text
     assert "**Notebook 03**" in text and "03_confusion" in text
     figures = text.split("<!-- figures:start -->")[1].split("<!-- figures:end -->")[0]
