@@ -341,11 +341,15 @@ def cost_points(sizes: list[dict]) -> dict:
 
 
 def fits(sizes: list[dict]) -> dict:
+    """Time and peak memory of each step as ``a + b * n``. Feature extraction and training hold
+    every window in memory, so their peak grows with ``n``; the embeddings stream the clips
+    through the networks a batch at a time, so their peak is taken as the largest measured."""
     out = {}
     for step, pts in cost_points(sizes).items():
         n, s, mem = zip(*pts)
         if len(set(n)) >= 2:
-            out[step] = {"unit": _unit(step), "time": fit_cost(n, s), "memory": fit_cost(n, mem)}
+            memory = {"a": max(mem), "b": 0.0} if step == "embed" else fit_cost(n, mem)
+            out[step] = {"unit": _unit(step), "time": fit_cost(n, s), "memory": memory}
     return out
 
 

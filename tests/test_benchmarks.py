@@ -119,6 +119,8 @@ def test_fits_and_estimate_from_fake_sizes():
     assert fitted["logmel"]["time"]["b"] == pytest.approx(0.01) and fitted["logmel"]["unit"] == "windows"
     assert fitted["train-mfcc"]["time"]["b"] == pytest.approx(0.02)
     assert fitted["embed"]["time"]["b"] == pytest.approx(0.05) and fitted["embed"]["unit"] == "seconds of audio"
+    assert fitted["logmel"]["memory"]["b"] == pytest.approx(0.1)  # windows held in memory
+    assert fitted["embed"]["memory"] == {"a": 1500.0, "b": 0.0}  # streamed: the largest measured
     protocol = {"seeds": [0, 1, 2], "epochs": 30, "patience": 4, "batch_size": 64, "val_fraction": 0.2}
     est = bench_scale.estimate(fitted, sizes, protocol, load_metadata(shipped_metadata_root()))
     e = est["instruments19"]

@@ -131,9 +131,11 @@ def test_timing_table_in_units_with_the_anchored_verdict():
     assert f"full first run 126 u: **over by {126 - budget:.1f} u" in text
     assert "full second run 18 u: within" in text and "smoke first run 0.9 min: within" in text
     assert "A reference unit (u) is the median time of the reference (5.0 s in the full run" in text
-    # a benchmark of another reference version is not counted against the anchor
+    # a benchmark of another reference version (or none) is not counted against the anchor
     _write("bench_anchor", None, {**ANCHOR, "reference": {"version": 2}})
-    assert "full first run 10.5 min: within" in timing_markdown()
+    text = timing_markdown()
+    assert "full first run 10.5 min: within" in text and "not measured in the anchor's reference units" in text
+    assert f"full profile within {budget:.0f} u" in text
 
 
 def _scale_record() -> dict:
@@ -161,7 +163,7 @@ def _scale_record() -> dict:
 def test_scale_paragraph_is_generated_from_the_benchmark():
     assert "bench_scale.py --keep" in scale_markdown()  # nothing measured yet
     text = scale_markdown(_scale_record())
-    assert "on 2026-11-30 on a 2-core machine" in text and "1x, 2x its default size (2,160, 4,320 clips)" in text
+    assert "on 2026-11-30 on a 2-core machine" in text and "1x and 2x its default size (2,160 and 4,320 clips)" in text
     assert "5.0 s (log-mel) and 5.0 s (MFCC) per 1,000 windows" in text
     assert "musicnn embeddings at 20x real time (on 10 % of the clips)" in text
     assert "| FSDKaggle2018 | `instruments19` | `all41` |" in text
