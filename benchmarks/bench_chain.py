@@ -41,10 +41,16 @@ from reference import ReferenceWorker, describe, in_units, summarise
 
 from helpers.files import write_json
 from helpers.paths import data_dir
-from helpers.report import BUDGET_MINUTES, GOAL_MINUTES, anchored_budget, budget_verdict
+from helpers.report import (
+    ANCHOR_FILE,
+    BUDGET_MINUTES,
+    GOAL_MINUTES,
+    anchor_applies,
+    anchored_budget,
+    budget_verdict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-ANCHOR_FILE = "bench_anchor.json"
 
 # Run in the tree being measured (its own helpers): the notebook list, then one notebook.
 LIST_CODE = ("import json; from helpers.chain import chain_notebooks; "
@@ -199,6 +205,14 @@ def show(record: dict, runs: tuple[str, ...], anchor: dict | None) -> None:
                         f"{record[f'{run}_run_units'].get(name, float('nan')):8.1f} "
                         f"{ref['after_notebook'][run].get(name, float('nan')):9.2f}" for run in runs)
         print(f"{name:24s}{cells}")
+    anchor = anchor if anchor_applies(anchor, record) else None
+    if record["profile"] == "full" and anchor:
+        print(f"budget {anchored_budget(anchor, BUDGET_MINUTES['full']):.1f} units, goal "
+              f"{anchored_budget(anchor, GOAL_MINUTES['full']):.1f} units (anchor {anchor['commit']}, "
+              f"{anchor['total_units']:.1f} units on {anchor['date'][:10]})")
+    elif record["profile"] == "full":
+        print(f"no anchor in results/{ANCHOR_FILE}: the budget is {BUDGET_MINUTES['full']} min of "
+              "wall-clock time (run --anchor COMMIT once)")
     for run in runs:
         seconds, units = record[f"{run}_run_total"], record[f"{run}_run_total_units"]
         verdict = budget_verdict(record["profile"], seconds, units, anchor).replace("**", "")

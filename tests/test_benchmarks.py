@@ -159,7 +159,8 @@ class _FakeReference:
         return [2.0] * repeats
 
 
-def test_bench_chain_runs_each_notebook_of_the_measured_tree_with_a_reference_after_each(tmp_path, monkeypatch):
+def test_bench_chain_runs_each_notebook_of_the_measured_tree_with_a_reference_after_each(tmp_path, monkeypatch,
+                                                                                          capsys):
     """The orchestration on a fake tree whose helpers.chain 'runs' two notebooks instantly."""
     import argparse
     import json
@@ -194,3 +195,10 @@ def test_bench_chain_runs_each_notebook_of_the_measured_tree_with_a_reference_af
     assert "training steps" in ref["unit"] and len(record["commit"]) >= 7
     chain = json.loads((keep / "results" / "chain_smoke.json").read_text())  # as `helpers chain` writes it
     assert chain["seconds"] == {"01_a": 3.0, "02_b": 7.0} and chain["total_seconds"] == 10.0
+    record["profile"] = "full"
+    anchor = {"commit": "b2f9d46", "profile": "full", "date": "2026-11-30", "total_units": 4.0,
+              "committed_total_seconds": 1200.0, "reference": {"version": reference.REFERENCE_VERSION}}
+    bench_chain.show(record, ("first", "second"), anchor)
+    shown = capsys.readouterr().out
+    assert "budget 4.0 units, goal 3.0 units" in shown
+    assert "first run total 10 s (0.2 min) = 5.0 units: over by 1.0 u (25 %)" in shown
