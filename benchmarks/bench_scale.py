@@ -2,8 +2,11 @@
 predicts for FSDKaggle2018.
 
 For each size (``--factors``, times the demo's default clips per class) the demo is built into
-a temporary folder, and each step runs in a process of its own, which reports its wall time and
-its peak resident memory (``ru_maxrss`` of itself and of its children):
+a temporary folder, written at 44.1 kHz (``--sample-rate``; FSDKaggle2018's clips are 16-bit
+44.1 kHz PCM, the demo's default is the project's 22.05 kHz), so that reading a clip costs what
+it costs on the real data, resampling included. Each step runs in a process of its own, which
+reports its wall time and its peak resident memory (``ru_maxrss`` of itself and of its
+children):
 
 * ``build``: the demo build (``--workers`` processes), for information;
 * ``logmel``, ``mfcc``: feature extraction of ``LOGMEL`` and ``SEED_MFCC`` into an empty cache,
@@ -14,8 +17,8 @@ its peak resident memory (``ru_maxrss`` of itself and of its children):
   (validation carved from the training clips), as FSDKaggle2018 would be split: a few epochs,
   timed one by one (an epoch includes its validation pass; the first also traces the graph, so
   the steady epoch is the median of the others). At ``--protocol-factor`` the networks train to
-  early stopping with notebook 03's epochs and patience, which gives the epochs a training
-  takes;
+  early stopping with notebook 03's epochs, patience and seeds (one training per seed), which
+  gives the epochs a training takes;
 * ``embed``: musicnn clip embeddings (:func:`helpers.pretrained.clip_embeddings`, no cache,
   TensorFlow's default threads as in a notebook) of a fixed share (``--embed-share``) of the
   clips, when musicnn is installed.
@@ -46,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,7 @@ NOTEBOOK_03 = ROOT / "notebooks" / "03_baselines.ipynb"
 PUBLISHED_HOURS = {"train": 18.0, "test": 2.0}
 PUBLISHED_SOURCE = ("the FSDKaggle2018 README (Zenodo record 2552860): train set roughly 18 h, "
                     "test set roughly 2 h, clips of 300 ms to 30 s")
+FSD_SAMPLE_RATE = 44100  # Hz: FSDKaggle2018's clips are 16-bit PCM at 44.1 kHz (its README)
 FEATURES = {"logmel": LOGMEL, "mfcc": SEED_MFCC}
 TRAIN_STEPS = {"train-logmel": ("logmel", "LOGMEL_CNN"), "train-mfcc": ("mfcc", "SEED_CNN")}
 SUBSETS = ("instruments19", "all41")
@@ -158,8 +162,9 @@ def step_build(args) -> dict:
     from helpers.demo import DemoConfig, build_demo
 
     start = time.perf_counter()
-    build_demo(args.root, DemoConfig(clips_per_class=args.clips_per_class), force=True,
-               progress=False, workers=args.workers)
+    build_demo(args.root, DemoConfig(clips_per_class=args.clips_per_class,
+                                     sample_rate=args.sample_rate),
+               force=True, progress=False, workers=args.workers)
     seconds = time.perf_counter() - start
     import soundfile as sf
 
@@ -211,14 +216,23 @@ def step_train(args) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
+    seeds = [int(x) for x in args.seeds.split(",")] if to_stop else [0]
     times: list[float] = []
-    set_seed(0)
-    model = models.build_cnn(prepared.input_shape, len(prepared.classes), cnn)
-    result = fit(model, X, y, Xv, yv, len(prepared.classes), config, callbacks=[EpochTimes()])
-    steady = times[1:] or times
-    return {"train_windows": len(X), "val_windows": len(Xv), "epoch_seconds": times,
-            "first_epoch": times[0], "epoch": float(np.median(steady)),
-            "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+    per_seed, runs = [], []
+    for seed in seeds:  # notebook 03 trains each network once per seed
+        times = []
+        set_seed(seed)
+        model = models.build_cnn(prepared.input_shape, len(prepared.classes), cnn)
+        result = fit(model, X, y, Xv, yv, len(prepared.classes), replace(config, seed=seed),
+                     callbacks=[EpochTimes()])
+        per_seed.append(times)
+        runs.append(result)
+        keras.backend.clear_session()
+    steady = [t for ts in per_seed for t in (ts[1:] or ts)]  # the first epoch also traces
+    return {"train_windows": len(X), "val_windows": len(Xv), "epoch_seconds": per_seed,
+            "first_epoch": per_seed[0][0], "epoch": float(np.median(steady)), "seeds": seeds,
+            "epochs_runs": [r.epochs_run for r in runs], "best_epochs": [r.best_epoch for r in runs],
+            "epochs_run": float(np.mean([r.epochs_run for r in runs])),
             "to_early_stop": to_stop, "max_epochs": config.epochs, "patience": config.patience,
             "batch_size": config.batch_size, "network": network, "feature": feature,
             "params": models.count_params(model)}
@@ -253,7 +267,7 @@ def run_step(step: str, root: Path, cache: Path, args, **extra) -> dict:
         env.update(OMP_NUM_THREADS=str(args.embed_threads))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--step", step, "--root", str(root),
            "--workers", str(args.workers), "--embed-share", str(args.embed_share),
-           "--embed-threads", str(args.embed_threads)]
+           "--embed-threads", str(args.embed_threads), "--sample-rate", str(args.sample_rate)]
     for key, value in extra.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
@@ -299,7 +313,7 @@ def measure_size(factor: float, args, protocol: dict) -> dict:
             extra = {"clips_per_class": clips_per_class}
             if step.startswith("train"):
                 extra.update(batch_size=protocol["batch_size"], val_fraction=protocol["val_fraction"],
-                             few_epochs=args.epochs,
+                             few_epochs=args.epochs, seeds=",".join(map(str, protocol["seeds"])),
                              epochs=protocol["epochs"] if to_stop else 0, patience=protocol["patience"])
             record = run_step(step, root, cache, args, **extra)
             out["steps"][step] = record
@@ -315,8 +329,9 @@ def _one_line(step: str, r: dict) -> str:
     if step in FEATURES:
         return f"{r['seconds']:7.1f} s  {r['windows']} windows ({r['windows'] / r['seconds']:.0f}/s)  peak {r['peak_mib']:.0f} MiB"
     if step.startswith("train"):
+        runs = "+".join(map(str, r["epochs_runs"]))
         return (f"{r['epoch']:7.1f} s/epoch  {r['train_windows']} training windows, "
-                f"{r['epochs_run']} epochs (first {r['first_epoch']:.1f} s)  peak {r['peak_mib']:.0f} MiB")
+                f"{runs} epochs (first {r['first_epoch']:.1f} s)  peak {r['peak_mib']:.0f} MiB")
     return (f"{r['seconds']:7.1f} s  {r['clips']} clips ({r['clips'] / r['seconds']:.1f}/s, "
             f"{r['audio_seconds'] / r['seconds']:.0f}x real time)  peak {r['peak_mib']:.0f} MiB")
 
@@ -349,7 +364,8 @@ def fits(sizes: list[dict]) -> dict:
         n, s, mem = zip(*pts)
         if len(set(n)) >= 2:
             memory = {"a": max(mem), "b": 0.0} if step == "embed" else fit_cost(n, mem)
-            out[step] = {"unit": _unit(step), "time": fit_cost(n, s), "memory": memory}
+            out[step] = {"unit": _unit(step), "time": fit_cost(n, s), "memory": memory,
+                         "largest_peak_mib": max(mem)}
     return out
 
 
@@ -370,8 +386,8 @@ def estimate(fitted: dict, sizes: list[dict], protocol: dict, table: pd.DataFram
                 "train-logmel": counts["train_windows"]["logmel"],
                 "train-mfcc": counts["train_windows"]["mfcc"], "embed": counts["audio_seconds"]}
         steps = {step: {"n": n_of[step], "minutes": predict(f["time"], n_of[step]) / 60,
-                        "peak_mib": predict(f["memory"], n_of[step])}
-                 for step, f in fitted.items()}
+                        "peak_mib": max(predict(f["memory"], n_of[step]), f["largest_peak_mib"])}
+                 for step, f in fitted.items()}  # a larger set never needs less memory
         training = {}
         for step, run in stop_runs.items():
             if step in steps:
@@ -415,7 +431,7 @@ def show(sizes: list[dict], fitted: dict, est: dict, protocol: dict) -> None:
         p = e["protocol"]
         for step, t in p["trainings"].items():
             print(f"    notebook 03: {t['trainings']} x {step} to early stopping "
-                  f"({t['epochs']} epochs, as on the demo): {t['minutes']:.0f} min")
+                  f"({t['epochs']:.1f} epochs on average, as on the demo): {t['minutes']:.0f} min")
         print(f"    notebook 03's protocol, features + CNN trainings, serial: "
               f"{p['serial_minutes']:.0f} min (the chain trains on 2 worker processes)")
 
@@ -434,6 +450,9 @@ def main() -> None:
     parser.add_argument("--embed-threads", type=int, default=0,
                         help="TensorFlow threads of the embedding step (default 0: its default)")
     parser.add_argument("--workers", type=int, default=2, help="processes of the demo build")
+    parser.add_argument("--sample-rate", type=int, default=FSD_SAMPLE_RATE,
+                        help="sample rate the demo's files are written at (default 44100, "
+                             "FSDKaggle2018's)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write DIR/results/bench_scale.json (e.g. --keep .)")
     # a step in its own process
@@ -444,6 +463,7 @@ def main() -> None:
     parser.add_argument("--val-fraction", type=float, default=0.2, help=argparse.SUPPRESS)
     parser.add_argument("--few-epochs", type=int, default=3, help=argparse.SUPPRESS)
     parser.add_argument("--patience", type=int, default=4, help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", default="0", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         _worker(args)
@@ -456,7 +476,8 @@ def main() -> None:
     protocol = protocol_parameters()
     start = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
-    print(f"bench_scale: factors {factors}, notebook 03's protocol {protocol}; 1/5/15-min load "
+    print(f"bench_scale: factors {factors}, demo files at {args.sample_rate} Hz, notebook 03's "
+          f"protocol {protocol}; 1/5/15-min load "
           f"average {load_start} on {os.cpu_count()} cores", flush=True)
     sizes = [measure_size(f, args, protocol) for f in factors]
     fitted = fits(sizes)
@@ -472,6 +493,7 @@ def main() -> None:
                   "load_averages_end": [round(x, 2) for x in os.getloadavg()],
                   "wall_seconds": round(wall, 1), "factors": factors,
                   "protocol_factor": args.protocol_factor, "embed_share": args.embed_share,
+                  "sample_rate": args.sample_rate,
                   "protocol": protocol, "sizes": sizes, "fits": fitted, "fsdkaggle2018": est,
                   "durations_source": PUBLISHED_SOURCE, "published_hours": PUBLISHED_HOURS,
                   "feature_configs": {k: asdict(v) for k, v in FEATURES.items()}}

@@ -267,6 +267,13 @@ def _and(items: list[str]) -> str:
     return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _rate(record: dict) -> str:
+    """', its files at 44.1 kHz like FSDKaggle2018's' (the demo's sample rate, when recorded)."""
+    rate = record.get("sample_rate")
+    return f", its files at {rate / 1000:g} kHz like FSDKaggle2018's" if rate == 44100 else (
+        f", its files at {rate / 1000:g} kHz" if rate else "")
+
+
 def _minutes(value: float) -> str:
     """Minutes (seconds under one), to a precision an estimate deserves."""
     if value < 1:
@@ -300,7 +307,7 @@ def scale_markdown(record: dict | None = None) -> str:
     text = [f"Measured by `benchmarks/bench_scale.py` on {record['date'][:10]} on a "
             f"{record['cpu_count']}-core machine (1-minute load average "
             f"{record['load_averages_start'][0]:.1f} at the start): the demo built at {factors} "
-            f"its default size ({clips} clips), each step's time fitted as a + b x n: "
+            f"its default size ({clips} clips){_rate(record)}, each step's time fitted as a + b x n: "
             + "; ".join(rates) + "."]
     subsets = list(est)
     rows = [("clips (train + test)", lambda e: f"{e['clips']['train']:,} + {e['clips']['test']:,}"),
@@ -334,13 +341,14 @@ def scale_markdown(record: dict | None = None) -> str:
              "windows without overlap. Every window is counted (the activity gate, which drops "
              "silent ones, is not applied), so the counts are upper estimates."]
     if trainings:
-        epochs = " and ".join(f"{t['epochs']} ({'log-mel CNN' if s == 'train-logmel' else 'seed CNN'})"
+        epochs = " and ".join(f"{t['epochs']:.3g} ({'log-mel CNN' if s == 'train-logmel' else 'seed CNN'})"
                               for s, t in trainings.items())
         text[-1] += (f" Notebook 03 on FSDKaggle2018 is in-library only (the metadata names no "
                      f"sample library): {len(protocol['seeds'])} seeds x {len(trainings)} CNNs, each "
                      f"trained to early stopping (at most {protocol['epochs']} epochs, patience "
-                     f"{protocol['patience']}), assumed to take as many epochs as on the demo at "
-                     f"{record['protocol_factor']:g}x: {epochs}. The chain runs two trainings "
+                     f"{protocol['patience']}), assumed to take as many epochs as it took on the "
+                     f"demo at {record['protocol_factor']:g}x (the mean over those seeds, in-library): "
+                     f"{epochs}. The chain runs two trainings "
                      "at a time, which at best halves their part; the classical baselines and the "
                      "figures are not counted.")
     return "\n".join(text)

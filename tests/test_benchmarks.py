@@ -121,6 +121,7 @@ def test_fits_and_estimate_from_fake_sizes():
     assert fitted["embed"]["time"]["b"] == pytest.approx(0.05) and fitted["embed"]["unit"] == "seconds of audio"
     assert fitted["logmel"]["memory"]["b"] == pytest.approx(0.1)  # windows held in memory
     assert fitted["embed"]["memory"] == {"a": 1500.0, "b": 0.0}  # streamed: the largest measured
+    assert fitted["train-logmel"]["largest_peak_mib"] == 800.0
     protocol = {"seeds": [0, 1, 2], "epochs": 30, "patience": 4, "batch_size": 64, "val_fraction": 0.2}
     est = bench_scale.estimate(fitted, sizes, protocol, load_metadata(shipped_metadata_root()))
     e = est["instruments19"]
@@ -133,6 +134,11 @@ def test_fits_and_estimate_from_fake_sizes():
     assert e["protocol"]["serial_minutes"] == pytest.approx(
         features + sum(t["minutes"] for t in e["protocol"]["trainings"].values()))
     assert est["all41"]["steps"]["logmel"]["n"] > e["steps"]["logmel"]["n"]
+    assert e["steps"]["logmel"]["peak_mib"] == pytest.approx(300 + e["steps"]["logmel"]["n"] / 10)
+    shrinking = bench_scale.fits([_size(1, 1000, 600, 6.0), _size(2, 2000, 1200, 12.0)])
+    shrinking["mfcc"]["memory"] = {"a": 900.0, "b": -0.5}  # noise can fit a falling line
+    low = bench_scale.estimate(shrinking, sizes, protocol, load_metadata(shipped_metadata_root()))
+    assert low["all41"]["steps"]["mfcc"]["peak_mib"] == shrinking["mfcc"]["largest_peak_mib"]
 
 
 def test_protocol_parameters_come_from_notebook_03():
