@@ -32,6 +32,9 @@ is taken to last the mean the dataset's README publishes (see :data:`PUBLISHED_H
 activity gate, which drops silent windows, is not applied, so the window counts are an upper
 estimate.
 
+The reference workload of ``benchmarks/reference.py`` is timed before and after, so the run's
+speed can be compared with the chain benchmark's (in reference units).
+
 Run: .venv/bin/python benchmarks/bench_scale.py [--factors 1,2,4] [--keep .]
 (``--keep DIR`` writes ``DIR/results/bench_scale.json``, which ``python -m helpers report``
 turns into the README's estimate.)
@@ -54,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from reference import ReferenceWorker, describe, summarise
 
 from helpers.features import LOGMEL, SEED_MFCC, FeatureConfig, window_starts
 
@@ -455,6 +459,8 @@ def main() -> None:
                              "FSDKaggle2018's)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write DIR/results/bench_scale.json (e.g. --keep .)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="reference repeats before and after (default 3)")
     # a step in its own process
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
@@ -479,7 +485,12 @@ def main() -> None:
     print(f"bench_scale: factors {factors}, demo files at {args.sample_rate} Hz, notebook 03's "
           f"protocol {protocol}; 1/5/15-min load "
           f"average {load_start} on {os.cpu_count()} cores", flush=True)
-    sizes = [measure_size(f, args, protocol) for f in factors]
+    with ReferenceWorker() as ref:  # this machine's speed of the day, in reference units
+        before = ref.measure(args.repeats)
+        sizes = [measure_size(f, args, protocol) for f in factors]
+        after = ref.measure(args.repeats)
+    reference = {**summarise(before + after), "before": before, "after": after, "unit": describe()}
+    print(f"reference unit: {reference['median']:.2f} s (repeats {reference['repeats']})")
     fitted = fits(sizes)
     table = load_metadata(shipped_metadata_root())
     est = estimate(fitted, sizes, protocol, table)
@@ -493,7 +504,7 @@ def main() -> None:
                   "load_averages_end": [round(x, 2) for x in os.getloadavg()],
                   "wall_seconds": round(wall, 1), "factors": factors,
                   "protocol_factor": args.protocol_factor, "embed_share": args.embed_share,
-                  "sample_rate": args.sample_rate,
+                  "sample_rate": args.sample_rate, "reference": reference,
                   "protocol": protocol, "sizes": sizes, "fits": fitted, "fsdkaggle2018": est,
                   "durations_source": PUBLISHED_SOURCE, "published_hours": PUBLISHED_HOURS,
                   "feature_configs": {k: asdict(v) for k, v in FEATURES.items()}}

@@ -290,23 +290,25 @@ def scale_markdown(record: dict | None = None) -> str:
         return ("_No scale benchmark yet: `benchmarks/bench_scale.py --keep .` measures one._")
     fits, est, protocol = record["fits"], record["fsdkaggle2018"], record["protocol"]
     sizes = record["sizes"]
-    per_1000 = {step: 1000 * f["time"]["b"] for step, f in fits.items()}
+    per_1000 = {step: f"{1000 * f['time']['b']:.2g}" for step, f in fits.items()}
     factors = _and([f"{s['factor']:g}x" for s in sizes])
     clips = _and([f"{s['clips']:,}" for s in sizes])
     rates = []
     if "logmel" in per_1000 and "mfcc" in per_1000:
-        rates.append(f"feature extraction {per_1000['logmel']:.1f} s (log-mel) and "
-                     f"{per_1000['mfcc']:.1f} s (MFCC) per 1,000 windows")
+        rates.append(f"feature extraction {per_1000['logmel']} s (log-mel) and "
+                     f"{per_1000['mfcc']} s (MFCC) per 1,000 windows")
     if "train-logmel" in per_1000 and "train-mfcc" in per_1000:
-        rates.append(f"one training epoch, with its validation pass, {per_1000['train-logmel']:.1f} s "
-                     f"(log-mel CNN) and {per_1000['train-mfcc']:.1f} s (seed CNN) per 1,000 "
+        rates.append(f"one training epoch, with its validation pass, {per_1000['train-logmel']} s "
+                     f"(log-mel CNN) and {per_1000['train-mfcc']} s (seed CNN) per 1,000 "
                      "training windows, on one TensorFlow thread as the project's training jobs run")
     if "embed" in fits:
         rates.append(f"musicnn embeddings at {1 / fits['embed']['time']['b']:.0f}x real time "
                      f"(on {100 * record['embed_share']:.0f} % of the clips)")
+    unit = (f", reference unit {record['reference']['median']:.1f} s as the results section defines it"
+            if "reference" in record else "")
     text = [f"Measured by `benchmarks/bench_scale.py` on {record['date'][:10]} on a "
             f"{record['cpu_count']}-core machine (1-minute load average "
-            f"{record['load_averages_start'][0]:.1f} at the start): the demo built at {factors} "
+            f"{record['load_averages_start'][0]:.1f} at the start{unit}): the demo built at {factors} "
             f"its default size ({clips} clips){_rate(record)}, each step's time fitted as a + b x n: "
             + "; ".join(rates) + "."]
     subsets = list(est)

@@ -157,14 +157,15 @@ def _scale_record() -> dict:
                      "embed": {**fit, "time": {"a": 0.0, "b": 0.05}}},
             "fsdkaggle2018": {"instruments19": subset, "all41": subset},
             "protocol": {"seeds": [0, 1, 2], "epochs": 30, "patience": 4}, "protocol_factor": 1.0,
-            "embed_share": 0.1, "durations_source": "the dataset's README", "sample_rate": 44100}
+            "embed_share": 0.1, "durations_source": "the dataset's README", "sample_rate": 44100,
+            "reference": {"median": 8.11}}
 
 
 def test_scale_paragraph_is_generated_from_the_benchmark():
     assert "bench_scale.py --keep" in scale_markdown()  # nothing measured yet
     text = scale_markdown(_scale_record())
-    assert "on 2026-11-30 on a 2-core machine" in text and "1x and 2x its default size (2,160 and 4,320 clips), its files at 44.1 kHz like FSDKaggle2018's," in text
-    assert "5.0 s (log-mel) and 5.0 s (MFCC) per 1,000 windows" in text
+    assert "on 2026-11-30 on a 2-core machine (1-minute load average 0.4 at the start, reference unit 8.1 s as the results section defines it)" in text and "1x and 2x its default size (2,160 and 4,320 clips), its files at 44.1 kHz like FSDKaggle2018's," in text
+    assert "5 s (log-mel) and 5 s (MFCC) per 1,000 windows" in text
     assert "musicnn embeddings at 20x real time (on 10 % of the clips)" in text
     assert "| FSDKaggle2018 | `instruments19` | `all41` |" in text
     assert "| clips (train + test) | 4,827 + 890 | 4,827 + 890 |" in text
