@@ -304,13 +304,15 @@ def scale_markdown(record: dict | None = None) -> str:
     if "embed" in fits:
         rates.append(f"musicnn embeddings at {1 / fits['embed']['time']['b']:.0f}x real time "
                      f"(on {100 * record['embed_share']:.0f} % of the clips)")
-    unit = (f", reference unit {record['reference']['median']:.1f} s as the results section defines it"
-            if "reference" in record else "")
     text = [f"Measured by `benchmarks/bench_scale.py` on {record['date'][:10]} on a "
             f"{record['cpu_count']}-core machine (1-minute load average "
-            f"{record['load_averages_start'][0]:.1f} at the start{unit}): the demo built at {factors} "
+            f"{record['load_averages_start'][0]:.1f} at the start): the demo built at {factors} "
             f"its default size ({clips} clips){_rate(record)}, each step's time fitted as a + b x n: "
             + "; ".join(rates) + "."]
+    if "reference" in record:
+        ref = record["reference"]
+        text[0] += (f" That day a reference unit, {ref['unit']}, lasted {ref['median']:.1f} s, so these "
+                    "minutes can be set against the chain's times in units (results section).")
     subsets = list(est)
     rows = [("clips (train + test)", lambda e: f"{e['clips']['train']:,} + {e['clips']['test']:,}"),
             ("audio, clips cut at 10 s", lambda e: f"{e['audio_seconds'] / 3600:.1f} h"),

@@ -158,13 +158,14 @@ def _scale_record() -> dict:
             "fsdkaggle2018": {"instruments19": subset, "all41": subset},
             "protocol": {"seeds": [0, 1, 2], "epochs": 30, "patience": 4}, "protocol_factor": 1.0,
             "embed_share": 0.1, "durations_source": "the dataset's README", "sample_rate": 44100,
-            "reference": {"median": 8.11}}
+            "reference": {"median": 8.11, "unit": "the median time of the reference"}}
 
 
 def test_scale_paragraph_is_generated_from_the_benchmark():
     assert "bench_scale.py --keep" in scale_markdown()  # nothing measured yet
     text = scale_markdown(_scale_record())
-    assert "on 2026-11-30 on a 2-core machine (1-minute load average 0.4 at the start, reference unit 8.1 s as the results section defines it)" in text and "1x and 2x its default size (2,160 and 4,320 clips), its files at 44.1 kHz like FSDKaggle2018's," in text
+    assert "on 2026-11-30 on a 2-core machine (1-minute load average 0.4 at the start)" in text
+    assert "That day a reference unit, the median time of the reference, lasted 8.1 s" in text and "1x and 2x its default size (2,160 and 4,320 clips), its files at 44.1 kHz like FSDKaggle2018's," in text
     assert "5 s (log-mel) and 5 s (MFCC) per 1,000 windows" in text
     assert "musicnn embeddings at 20x real time (on 10 % of the clips)" in text
     assert "| FSDKaggle2018 | `instruments19` | `all41` |" in text
@@ -232,3 +233,11 @@ def test_the_readme_shows_the_key_figures_inline():
     section = readme.split("<!-- figures:start -->")[1].split("<!-- figures:end -->")[0]
     for name, _ in KEY_FIGURES:
         assert f"(figures/{name}.png)" in section
+
+
+def test_the_readme_scale_estimate_is_the_committed_benchmarks_generated_text():
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "results" / "bench_scale.json").read_text())
+    readme = (root / "README.md").read_text()
+    section = readme.split("<!-- scale:start -->\n")[1].split("\n<!-- scale:end -->")[0]
+    assert section == scale_markdown(record)
