@@ -222,12 +222,12 @@ def timing_markdown() -> str:
         anchored = profile == "full" and anchor_applies(anchor, b)
         for run in runs:
             seconds, units = b[f"{run}_run_total"], b.get(f"{run}_run_total_units")
-            measured = f"{units:.0f} u" if anchored else f"{seconds / 60:.1f} min"
+            measured = f"{units:.1f} u" if anchored else f"{seconds / 60:.1f} min"
             verdicts.append(f"{profile} {run} run {measured}: "
                             f"{budget_verdict(profile, seconds, units, anchor if anchored else None)}")
     budget = budget_sentence(anchor if anchor_applies(anchor) else None)
     if anchor_applies(anchor) and "full" in benches and not anchor_applies(anchor, benches["full"]):
-        budget += (" The full benchmark below was not measured in the anchor's reference units, so "
+        budget += (" The full benchmark in the table was not measured in the anchor's reference units, so "
                    f"its verdict is against {BUDGET_MINUTES['full']} min of wall-clock time.")
     lines += ["", budget + " " + "; ".join(verdicts) + "."]
     medians = [f"{b['reference']['median']:.1f} s in the {p} run" for p, b in benches.items()
@@ -253,12 +253,12 @@ def budget_sentence(anchor: dict | None) -> str:
         return (f"Budget: the full profile within {BUDGET_MINUTES['full']} min, {smoke}; no "
                 "anchored run measured yet (`benchmarks/bench_chain.py --anchor COMMIT`).")
     committed = anchor["committed_total_seconds"] / 60
-    return (f"Budget: the full profile within {anchored_budget(anchor, BUDGET_MINUTES['full']):.0f} u, "
+    return (f"Budget: the full profile within {anchored_budget(anchor, BUDGET_MINUTES['full']):.1f} u, "
             f"{BUDGET_MINUTES['full']} minutes of the run the budget was set on (commit "
-            f"`{anchor['commit']}`: {committed:.1f} min when committed, {anchor['total_units']:.0f} u "
+            f"`{anchor['commit']}`: {committed:.1f} min when committed, {anchor['total_units']:.1f} u "
             f"re-measured cold here on {anchor['date'][:10]}, so {BUDGET_MINUTES['full']} min is "
-            f"{BUDGET_MINUTES['full']}/{committed:.1f} of {anchor['total_units']:.0f} u); the goal, "
-            f"{GOAL_MINUTES['full']} min, is {anchored_budget(anchor, GOAL_MINUTES['full']):.0f} u; "
+            f"{BUDGET_MINUTES['full']}/{committed:.1f} of {anchor['total_units']:.1f} u); the goal, "
+            f"{GOAL_MINUTES['full']} min, is {anchored_budget(anchor, GOAL_MINUTES['full']):.1f} u; "
             f"{smoke}.")
 
 

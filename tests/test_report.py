@@ -125,17 +125,17 @@ def test_timing_table_in_units_with_the_anchored_verdict():
     _write("bench_anchor", None, ANCHOR)
     text = timing_markdown()
     budget = anchored_budget(ANCHOR, 20)
-    assert f"full profile within {budget:.0f} u" in text and "commit `b2f9d46`" in text
-    assert "19.8 min when committed, 120 u re-measured cold here on 2026-11-30" in text
-    assert f"the goal, 15 min, is {anchored_budget(ANCHOR, 15):.0f} u" in text
-    assert f"full first run 126 u: **over by {126 - budget:.1f} u" in text
-    assert "full second run 18 u: within" in text and "smoke first run 0.9 min: within" in text
+    assert f"full profile within {budget:.1f} u" in text and "commit `b2f9d46`" in text
+    assert "19.8 min when committed, 120.0 u re-measured cold here on 2026-11-30" in text
+    assert f"the goal, 15 min, is {anchored_budget(ANCHOR, 15):.1f} u" in text
+    assert f"full first run 126.0 u: **over by {126 - budget:.1f} u" in text
+    assert "full second run 18.0 u: within" in text and "smoke first run 0.9 min: within" in text
     assert "A reference unit (u) is the median time of the reference (5.0 s in the full run" in text
     # a benchmark of another reference version (or none) is not counted against the anchor
     _write("bench_anchor", None, {**ANCHOR, "reference": {"version": 2}})
     text = timing_markdown()
     assert "full first run 10.5 min: within" in text and "not measured in the anchor's reference units" in text
-    assert f"full profile within {budget:.0f} u" in text
+    assert f"full profile within {budget:.1f} u" in text
 
 
 def _scale_record() -> dict:
