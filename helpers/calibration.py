@@ -295,8 +295,12 @@ def mahalanobis_distances(features, means: np.ndarray, precision: np.ndarray) ->
     if features.shape[1] != means.shape[1]:
         raise ValueError(f"features have {features.shape[1]} dimensions, the detector "
                          f"{means.shape[1]}")
-    diff = features[:, None, :] - means[None, :, :]
-    squared = np.einsum("nkd,de,nke->nk", diff, precision, diff)
+    # (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm: one (n, d) x (d, d) product instead of one
+    # per clip and class (P is symmetric).
+    projected = features @ precision
+    squared = (np.einsum("nd,nd->n", projected, features)[:, None]
+               - 2.0 * projected @ means.T
+               + np.einsum("kd,kd->k", means @ precision, means)[None, :])
     return np.sqrt(np.maximum(squared, 0.0))
 
 

@@ -17,6 +17,7 @@ from helpers.calibration import (  # noqa: E402
     cross_validated_temperature,
     expected_calibration_error,
     fit_temperature,
+    mahalanobis_distances,
     mahalanobis_fit,
     plot_reliability,
     reliability_table,
@@ -149,6 +150,23 @@ def test_mahalanobis_detector_separates_two_blobs_from_a_far_point():
     np.testing.assert_allclose(means, [[0, 0, 0], [6, 0, 0]], atol=0.3)
     wide, narrow = detector.score(np.array([[0, 2.0, 0], [0, 0, 2.0]]))
     assert wide < narrow
+
+
+def test_mahalanobis_distances_match_the_definition_by_hand():
+    # precision diag(1, 4): a step of 1 along the second axis counts as 2
+    means = np.array([[0.0, 0.0], [3.0, 0.0]])
+    precision = np.diag([1.0, 4.0])
+    x = np.array([[0.0, 1.0], [3.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(mahalanobis_distances(x, means, precision),
+                               [[2.0, np.sqrt(13.0)], [3.0, 0.0], [1.0, 2.0]], atol=1e-12)
+    # and, in many dimensions, the product form agrees with (x - m)' P (x - m) per pair
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 40))
+    precision = a @ a.T / 40 + np.eye(40)
+    means, x = rng.normal(size=(5, 40)), rng.normal(size=(7, 40))
+    diff = x[:, None, :] - means[None, :, :]
+    expected = np.sqrt(np.einsum("nkd,de,nke->nk", diff, precision, diff))
+    np.testing.assert_allclose(mahalanobis_distances(x, means, precision), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("accept", [0.5, 0.9, 0.95, 1.0])
