@@ -46,6 +46,7 @@ from helpers.paths import results_dir
 from helpers.tuning import (
     COMPLETED,
     OBJECTIVE,
+    LOGMEL_SPACE,
     SearchSpace,
     TuningError,
     TuningResult,
@@ -124,10 +125,11 @@ class TuneJob:
 
 
 def job_space(job: TuneJob) -> tuple[SearchSpace, CNNConfig]:
-    """The search space and base configuration of the command: the log-mel CNN's ranges."""
+    """The search space and base configuration of the command: notebook 05's
+    (:data:`helpers.tuning.LOGMEL_SPACE` around the log-mel CNN)."""
     from helpers.models import LOGMEL_CNN
 
-    return SearchSpace(), LOGMEL_CNN
+    return LOGMEL_SPACE, LOGMEL_CNN
 
 
 def job_train_config(job: TuneJob):

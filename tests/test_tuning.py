@@ -433,3 +433,16 @@ def test_distributed_search_with_two_workers(tmp_path):
     best = json.loads(job.best_file.read_text())
     assert best["trial_id"] in set(trials["trial_id"])
     assert isinstance(load_best(job.best_file), CNNConfig)
+
+
+def test_the_tune_command_searches_notebook_05s_space():
+    from helpers.models import LOGMEL_CNN
+    from helpers.tune_command import job_space
+    from helpers.tuning import LOGMEL_SPACE
+
+    space, base = job_space(None)
+    assert space is LOGMEL_SPACE and base is LOGMEL_CNN
+    source = (Path(__file__).parents[1] / "notebooks" / "05_tuning.ipynb").read_text()
+    assert "space = LOGMEL_SPACE" in source
+    table = space_table(LOGMEL_SPACE, LOGMEL_CNN)
+    assert table["in_space"].all()  # the untuned network is one of the points searched
