@@ -33,7 +33,9 @@ def _write(summary: dict) -> Path:
 
 
 def begin(notebook: str) -> int:
-    """Drop every entry whose ``notebook`` is ``notebook`` (call it at a notebook's start).
+    """Drop every entry whose ``notebook`` is ``notebook`` (call it at a notebook's start), and
+    every entry that names no notebook: :func:`record` never writes one, so it is left over from
+    an older version of the project and no rerun would ever replace it.
 
     Returns how many entries were dropped. Used in: notebooks 03-10.
     """
@@ -41,7 +43,8 @@ def begin(notebook: str) -> int:
     dropped = 0
     for entries in summary.values():
         if isinstance(entries, dict):
-            stale = [k for k, v in entries.items() if isinstance(v, dict) and v.get("notebook") == notebook]
+            stale = [k for k, v in entries.items()
+                     if not isinstance(v, dict) or v.get("notebook", notebook) == notebook]
             for key in stale:
                 del entries[key]
             dropped += len(stale)
