@@ -131,6 +131,12 @@ def verdicts(comparisons: Mapping[str, dict], alpha: float = ALPHA) -> pd.DataFr
     return table
 
 
+def p_text(p: float) -> str:
+    """``"p = 0.041"``, or ``"p < 0.001"`` below that (a permutation test's smallest p-value is
+    1 / (permutations + 1), so three decimals would print a misleading 0.000)."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def verdict_text(a: str, b: str, difference: float, significant: bool) -> str:
     """'A better than B' / 'B better than A' / 'no detectable difference'."""
     if not significant:

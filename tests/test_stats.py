@@ -57,3 +57,11 @@ def test_verdict_wording_follows_the_corrected_result():
     assert table.loc["q1", "verdict"] == "B better than A"
     assert table.loc["q2", "verdict"] == "no detectable difference"
     assert table.loc["q2", "p_holm"] == pytest.approx(0.06)
+
+
+def test_p_text_never_prints_zero():
+    from helpers.stats import p_text
+
+    assert p_text(0.0412) == "p = 0.041"
+    assert p_text(0.0002) == "p < 0.001"
+    assert p_text(0.001) == "p = 0.001"
