@@ -17,7 +17,8 @@ iterator) sees new mixes, yet a fresh pipeline built with the same seed replays 
 sequence of epochs.
 
 :func:`save_augment_config` / :func:`load_augment_config` store a chosen :class:`AugmentConfig`
-as JSON (notebook 04 writes ``results/best_augmentation.json``; later chapters read it).
+as JSON (notebook 04 writes its CutMix setting to ``results/best_cutmix.json``; notebook 08
+reads it through :func:`helpers.ablation.cutmix_setting`).
 
 Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb; helpers/training.py (every augmented
 training) and helpers/ablation.py (notebook 08).
@@ -442,7 +443,7 @@ def save_augment_config(config: AugmentConfig, path, extra: dict | None = None) 
     ...}``) and, when given, ``extra`` (e.g. how it was chosen, its scores; numpy values are
     converted, NaN becomes null) under ``"extra"``;
     :func:`load_augment_config` reads it back. Used in: notebooks/04_cutmix.ipynb writes
-    ``results/best_augmentation.json``, which later chapters load.
+    ``results/best_cutmix.json``, which notebook 08 loads (:func:`helpers.ablation.cutmix_setting`).
     """
     payload = asdict(config)
     if extra is not None:
