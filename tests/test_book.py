@@ -97,8 +97,9 @@ def _fake_run(chapters=None, failed: str | None = None) -> None:
     fig_path = figures_dir() / "03_model_comparison.png"
     fig_path.write_bytes(png.getvalue())
     results_dir().mkdir(parents=True)
-    (results_dir() / "summary.json").write_text(json.dumps({"models": {"03 log-mel CNN": {
-        "accuracy": 0.5, "macro_f1": 0.4, "map_at_3": 0.6, "params": 10, "seeds": 1, "dataset": "demo"}}}))
+    (results_dir() / "summary.json").write_text(json.dumps({"models": {"03/log-mel-cnn": {
+        "name": "log-mel CNN", "notebook": "03_baselines", "dataset": "demo", "seeds": 1, "params": 10,
+        "in_library": {"accuracy": 0.5, "map_at_3": 0.6}, "cross_library": {"accuracy": 0.4, "map_at_3": 0.5}}}}))
     (results_dir() / "chain_smoke.json").write_text(json.dumps({
         "profile": "smoke", "seconds": {"01_eda": 30.0}, "total_seconds": 30.0}))
     (results_dir() / "bench_chain_full.json").write_text("{}")  # another run's timing: not shown
@@ -165,7 +166,7 @@ def test_landing_page_is_the_readme_report_of_this_run():
     _fake_run()
     page = landing_page(executed_chapters(), figures_dir(), repo="https://github.com/a/b")
     assert "FSDKaggle2018" in page and "## The two datasets" in page  # from README.md
-    assert "| 03 log-mel CNN | 0.500 |" in page and "last smoke run" in page  # this run's table
+    assert "| log-mel CNN | 03 | 0.500 | 0.400 |" in page and "last smoke run" in page  # this run's table
     assert "Chain run time (smoke profile): 0.5 min (01_eda 30 s)" in page  # and its time
     assert "(figures/03_model_comparison.png)" in page  # key figures that exist, and only those
     assert "04_robustness" not in page
