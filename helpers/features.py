@@ -236,12 +236,9 @@ class FeatureSet:
 
     def select(self, mask_or_split) -> FeatureSet:
         """The windows of a subset of clips: a split name ('train', 'val', 'test') or a clip mask."""
-        if isinstance(mask_or_split, str):
-            if "split" not in self.clips:
-                raise KeyError("the clip table has no 'split' column; call helpers.splits.assign_splits")
-            mask = (self.clips["split"] == mask_or_split).to_numpy()
-        else:
-            mask = np.asarray(mask_or_split, dtype=bool)
+        from helpers.splits import clip_mask
+
+        mask = clip_mask(self.clips, mask_or_split)
         keep = set(self.clips["fname"][mask])
         windows = np.isin(self.clip_ids, list(keep))
         return replace(self, X=self.X[windows], clip_ids=self.clip_ids[windows],

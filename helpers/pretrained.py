@@ -561,12 +561,9 @@ class ClipEmbeddings:
 
     def select(self, mask_or_split) -> ClipEmbeddings:
         """The embeddings of a subset of clips: a split name ('train', 'val', 'test') or a mask."""
-        if isinstance(mask_or_split, str):
-            if "split" not in self.clips:
-                raise KeyError("the clip table has no 'split' column; call helpers.splits.assign_splits")
-            mask = (self.clips["split"] == mask_or_split).to_numpy()
-        else:
-            mask = np.asarray(mask_or_split, dtype=bool)
+        from helpers.splits import clip_mask
+
+        mask = clip_mask(self.clips, mask_or_split)
         return replace(self, X=self.X[mask], n_patches=self.n_patches[mask],
                        clips=self.clips[mask].reset_index(drop=True))
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
@@ -68,6 +69,17 @@ def assign_splits(clips: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
     out.loc[train[val_pos], "split"] = "val"
     check_no_leakage(out, group_col)
     return out
+
+
+def clip_mask(clips: pd.DataFrame, mask_or_split) -> np.ndarray:
+    """Boolean mask over the rows of ``clips``: a split name ('train', 'val', 'test') picks the
+    rows of that split, a mask is taken as it is. Used in: the ``select`` methods of
+    :class:`helpers.features.FeatureSet` and :class:`helpers.pretrained.ClipEmbeddings`."""
+    if isinstance(mask_or_split, str):
+        if "split" not in clips:
+            raise KeyError("the clip table has no 'split' column; call helpers.splits.assign_splits")
+        return (clips["split"] == mask_or_split).to_numpy()
+    return np.asarray(mask_or_split, dtype=bool)
 
 
 def check_no_leakage(clips: pd.DataFrame, group_col: str = "fname") -> None:
