@@ -45,8 +45,8 @@ from helpers.models import CNNConfig
 from helpers.paths import results_dir
 from helpers.tuning import (
     COMPLETED,
-    OBJECTIVE,
     LOGMEL_SPACE,
+    OBJECTIVE,
     SearchSpace,
     TuningError,
     TuningResult,
