@@ -363,15 +363,17 @@ def test_a_chief_without_workers_gives_up_after_its_timeout_or_when_told(tmp_pat
     assert serve(other, timeout=60.0, stop=stop) is False
 
 
-def test_a_chief_that_cannot_listen_says_so(tmp_path, chief_env):
+def test_a_chief_that_cannot_listen_says_so(tmp_path, chief_env, monkeypatch):
     import socket
 
     from helpers.tune_command import serve
     from helpers.tuning import make_tuner
 
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", chief_env))
+        # take a port the OS hands out now (a port found free a moment earlier may be gone)
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(taken.getsockname()[1]))
         with pytest.raises(TuningError, match="cannot serve"):
             serve(make_tuner(TINY_SPACE, TINY_BASE, 2, tmp_path, "p"), timeout=30.0)
 
