@@ -82,6 +82,25 @@ def best_epoch_of(history: dict[str, list[float]], monitor: str = "val_loss") ->
     return int(index) + 1
 
 
+def one_thread_input():
+    """``tf.data.Options`` that run an input pipeline on one thread, without autotuning.
+
+    Our pipelines (slice, shuffle, batch, a cheap map) cost little next to a training step.
+    With tf.data's defaults each pipeline also starts its own thread pool and an autotuning
+    thread, and one-thread training processes sharing the cores (:mod:`helpers.parallel`)
+    then leave the cores idle while they wait for those threads to be scheduled. With these
+    options the batches and the weights are exactly the same, and
+    ``benchmarks/bench_parallel.py`` prints the throughput with and without them.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False
+    return options
+
+
 def make_dataset(X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int,
                  shuffle: bool = False, seed: int = 0):
     """Batched ``tf.data.Dataset`` of ``(x float32, one-hot float32 (batch, n_classes))``.
@@ -100,7 +119,7 @@ def make_dataset(X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int,
     ds = tf.data.Dataset.from_tensor_slices((X, onehot))
     if shuffle:
         ds = ds.shuffle(len(X), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size)
+    return ds.batch(batch_size).with_options(one_thread_input())
 
 
 @dataclass(frozen=True)
@@ -151,7 +170,7 @@ def versions_dataset(versions: Versions, batch_size: int, seed: int = 0):
     ds = tf.data.Dataset.zip((ds, draws)).map(
         lambda xy, r: (tf.gather(xy[0], r % n_versions), tf.gather(xy[1], r % n_versions)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size)
+    return ds.batch(batch_size).with_options(one_thread_input())
 
 
 def fit(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
