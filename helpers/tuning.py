@@ -252,7 +252,10 @@ def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
     accuracy on its validation clips) or a sequence of them, one per cross-library direction
     (``score`` is the clip accuracy on the held-out libraries' training clips, ``cross_val``,
     averaged over the directions: the choice generalises to a library the network never heard).
-    The directions train side by side as jobs (:func:`helpers.experiment.train_many`).
+    The directions train side by side as jobs (:func:`helpers.experiment.train_many`). Each
+    job scores the splits a final run scores (:data:`helpers.splits.SCORED_SPLITS`), so the
+    run cache gives the comparison after the search the best trial's trainings instead of
+    repeating them; the search itself reads only ``cross_val`` (or ``val``), never ``test``.
     Also returns the in-library ``val_accuracy`` and ``val_map_at_3`` (means over directions),
     ``best_epoch``/``epochs_run`` (means), ``params`` and ``seconds`` (wall clock).
     Raises ``keras_tuner.errors.FailedTrialError`` if a model predicts non-finite values.
@@ -262,12 +265,13 @@ def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
     from helpers.evaluation import clip_metrics
     from helpers.experiment import train_many
     from helpers.parallel import TrainJob
+    from helpers.splits import SCORED_SPLITS
 
     start = time.perf_counter()
     prepared = list(data) if isinstance(data, (list, tuple)) else [data]
     split = "cross_val" if isinstance(data, (list, tuple)) else "val"
-    jobs = [TrainJob(p, config, train_config, None, ("val", split) if split != "val" else ("val",))
-            for p in prepared]  # the test clips are not even scored
+    jobs = [TrainJob(p, config, train_config, None, tuple(s for s in SCORED_SPLITS if s in p.splits))
+            for p in prepared]
     outcomes = train_many(jobs, progress=False)
     scores, val = [], []
     for p, outcome in zip(prepared, outcomes):

@@ -194,14 +194,39 @@ def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
 
 
 def test_objective_is_validation_never_test(tiny, tmp_path, monkeypatch):
+    """A trial's jobs also score the test clips (so the final runs can take them from the run
+    cache), but the search never reads those: test probabilities made NaN change nothing."""
     import helpers.experiment as experiment
 
     seen = []
     original = experiment.train_many
-    monkeypatch.setattr(experiment, "train_many",
-                        lambda jobs, **kw: seen.extend(job.splits for job in jobs) or original(jobs, **kw))
-    tune(tiny, TINY_SPACE, TINY_BASE, n_trials=1, train_config=FAST, directory=tmp_path)
-    assert seen == [("val",)]  # the trial's jobs score the validation clips only
+
+    def test_poisoned(jobs, **kw):
+        seen.extend(job.splits for job in jobs)
+        return [replace(o, probs={**o.probs, "test": np.full_like(o.probs["test"], np.nan)})
+                for o in original(jobs, **kw)]
+
+    monkeypatch.setattr(experiment, "train_many", test_poisoned)
+    result = tune(tiny, TINY_SPACE, TINY_BASE, n_trials=1, train_config=FAST, directory=tmp_path)
+    assert seen == [("val", "test")]
+    assert (result.trials["status"] == COMPLETED).all() and math.isfinite(result.best_score)
+
+
+def test_the_final_runs_reuse_the_best_trials_trainings(tiny, tmp_path):
+    from collections import namedtuple
+
+    from helpers.protocol import CNNRecipe, evaluate_cnns
+
+    result = tune(tiny, TINY_SPACE, TINY_BASE, n_trials=1, train_config=FAST, directory=tmp_path)
+
+    class Data:  # what evaluate_cnns asks for the direction's windows
+        def get(self, direction, features):
+            return tiny
+
+    runs = evaluate_cnns([CNNRecipe("tuned", TINY_FEATURES, result.best_config, FAST)],
+                         [namedtuple("Direction", "name")("in-library")], [FAST.seed],
+                         data=Data(), progress=False)
+    assert runs.table["cached"].all()  # the trial's training, loaded from the run cache
 
 
 def test_failed_trial_is_reported_not_ranked(tiny, tmp_path, monkeypatch):
