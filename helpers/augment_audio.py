@@ -41,7 +41,6 @@ from helpers.features import FeatureConfig
 
 # bump when the rendering changes what it writes (2: room and noise from helpers.acoustics)
 AUGMENT_VERSION = 2
-_CHUNK = 24  # clips per job when rendering in worker processes
 
 
 @dataclass(frozen=True)
@@ -157,18 +156,15 @@ def _render_clip(path, fname: str, config: FeatureConfig, augment: WaveformAugme
     return np.stack(copies)
 
 
-def _render_chunk(rows: list[tuple[str, str]], config: FeatureConfig,
-                  augment: WaveformAugment) -> dict[str, np.ndarray]:
-    """Render several clips (one worker job); clips that fail to load are left out."""
+def _render_or_none(row: tuple[str, str], config: FeatureConfig,
+                    augment: WaveformAugment) -> np.ndarray | None:
+    """:func:`_render_clip` of one clip ``(fname, path)``, or None when it cannot be read."""
     from helpers.audio import AudioError
 
-    out = {}
-    for fname, path in rows:
-        try:
-            out[fname] = _render_clip(path, fname, config, augment)
-        except AudioError:
-            continue
-    return out
+    try:
+        return _render_clip(row[1], row[0], config, augment)
+    except AudioError:
+        return None
 
 
 def _entry_key(config: FeatureConfig, augment: WaveformAugment) -> str:
@@ -185,39 +181,30 @@ def _clip_key(fname: str, path) -> str:
         return f"{fname}|missing"
 
 
-def augmented_windows(clips: pd.DataFrame, config: FeatureConfig, augment: WaveformAugment,
-                      executor=None, progress: bool = True) -> dict[str, np.ndarray]:
+def augmented_windows(clips: pd.DataFrame, config: FeatureConfig,
+                      augment: WaveformAugment, progress: bool = True) -> dict[str, np.ndarray]:
     """Raw windows of every augmented copy of every clip: ``fname -> (copies, n, bins, frames, 1)``.
 
     One cache entry per (features, augmentation settings) holds every clip rendered so far, each
     under its name, size and modification time; missing clips are rendered (in worker processes,
-    see :mod:`helpers.parallel`) and the entry is rewritten atomically. Clips that cannot be read
-    are skipped with one warning.
+    :func:`helpers.parallel.map_clips`) and the entry is rewritten atomically. Clips that cannot
+    be read are skipped with one warning.
     """
-    from concurrent.futures import as_completed
+    from functools import partial
 
     from helpers import cache as feature_cache
-    from helpers.parallel import get_executor
-    from helpers.progress import progress as progress_bar
+    from helpers.parallel import map_clips
 
     key = _entry_key(config, augment)
     stored = feature_cache.load(key, prefix="waveaug") or {}
     wanted = {_clip_key(f, p): (f, p) for f, p in clips[["fname", "path"]].itertuples(index=False)}
-    todo = [(f, str(p)) for k, (f, p) in wanted.items() if k not in stored]
+    todo = [(str(f), str(p)) for k, (f, p) in wanted.items() if k not in stored]
     if todo:
-        executor = executor or get_executor()
-        chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
-        futures = [executor.submit(_render_chunk, chunk, config, augment) for chunk in chunks]
-        rendered: dict[str, np.ndarray] = {}
-        with progress_bar(total=len(todo), desc=f"waveform augmentation ({augment.copies} copies)",
-                  unit="clip", disable=not progress) as bar:
-            for future in as_completed(futures):
-                part = future.result()
-                rendered.update(part)
-                bar.update(len(part))
-        paths = dict(todo)
-        stored.update({_clip_key(f, paths[f]): w for f, w in rendered.items()})
-        failed = [f for f, _ in todo if f not in rendered]
+        rendered = map_clips(partial(_render_or_none, config=config, augment=augment), todo,
+                             desc=f"waveform augmentation ({augment.copies} copies)",
+                             progress=progress)
+        stored.update({_clip_key(f, p): w for (f, p), w in zip(todo, rendered) if w is not None})
+        failed = [f for (f, _), w in zip(todo, rendered) if w is None]
         if failed:
             warnings.warn(f"waveform augmentation skipped {len(failed)} clip(s) that could not be "
                           f"read, e.g. {failed[:3]}", stacklevel=2)

@@ -284,24 +284,32 @@ def extract_features(clips: pd.DataFrame, config: FeatureConfig, use_cache: bool
                       skipped=skipped, config=config)
 
 
-def _extract(clips: pd.DataFrame, config: FeatureConfig, progress: bool) -> dict[str, np.ndarray]:
-    """Compute windows for every clip, skipping (and recording) the unusable ones."""
-    from helpers.parallel import one_blas_thread
-    from helpers.progress import progress as progress_bar
+def _windows_or_problem(row: tuple[str, str], config: FeatureConfig) -> tuple[np.ndarray | None, str]:
+    """Windows of one clip ``(fname, path)``, or ``(None, problem)`` when it cannot be used."""
+    try:
+        return file_windows(row[1], config), ""
+    except AudioError as exc:
+        return None, exc.problem
 
+
+def _extract(clips: pd.DataFrame, config: FeatureConfig, progress: bool) -> dict[str, np.ndarray]:
+    """Compute windows for every clip (in worker processes, :func:`helpers.parallel.map_clips`),
+    skipping (and recording) the unusable ones."""
+    from functools import partial
+
+    from helpers.parallel import map_clips
+
+    rows = [(str(f), str(p)) for f, p in clips[["fname", "path"]].itertuples(index=False)]
+    done = map_clips(partial(_windows_or_problem, config=config), rows,
+                     desc=f"{config.kind} features", progress=progress)
     windows, ids, bad_f, bad_r = [], [], [], []
-    rows = clips[["fname", "path"]].itertuples(index=False)
-    with one_blas_thread():
-        for fname, path in progress_bar(rows, total=len(clips), desc=f"{config.kind} features",
-                                        disable=not progress, unit="clip"):
-            try:
-                w = file_windows(path, config)
-            except AudioError as exc:
-                bad_f.append(fname)
-                bad_r.append(exc.problem)
-                continue
-            windows.append(w)
-            ids += [fname] * len(w)
+    for (fname, _), (w, problem) in zip(rows, done):
+        if w is None:
+            bad_f.append(fname)
+            bad_r.append(problem)
+            continue
+        windows.append(w)
+        ids += [fname] * len(w)
     shape = (0, *config.input_shape)
     return {
         "X": np.concatenate(windows) if windows else np.zeros(shape, np.float32),

@@ -19,7 +19,11 @@ Executors, chosen by :func:`get_executor`:
 - otherwise a local pool of :func:`local_workers` processes (``HELPERS_WORKERS`` overrides;
   ``benchmarks/bench_parallel.py`` measures the throughput of 1 and 2 workers on this machine).
 
-Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), notebooks 03, 04, 08.
+Per-clip audio work (features, waveform augmentation, perturbed test audio) goes to the same
+local pool through :func:`map_clips`.
+
+Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), helpers.features,
+helpers.perturb, helpers.augment_audio, notebooks 03, 04, 08.
 """
 
 from __future__ import annotations
@@ -165,6 +169,49 @@ def _init_worker() -> None:
             os.dup2(saved, 2)
             os.close(saved)
     tensorflow.get_logger().setLevel("ERROR")  # e.g. retracing notices of predict() on new shapes
+
+
+CLIP_CHUNK = 24  # clips per worker job in :func:`map_clips`
+MIN_POOLED_CLIPS = 96  # fewer clips than this are processed here: starting workers costs more
+
+
+def _run_chunk(fn, items: list) -> list:
+    return [fn(item) for item in items]
+
+
+def map_clips(fn, items, desc: str = "clips", progress: bool = True) -> list:
+    """``[fn(item) for item in items]`` in order: per-clip audio work (reading, features,
+    augmentation) spread over the local pool in chunks of :data:`CLIP_CHUNK` clips.
+
+    The audio files are on this machine, so this always uses the local pool, never a Dask
+    cluster. Short lists (under :data:`MIN_POOLED_CLIPS`) run in this process. ``fn`` must be
+    picklable (a module-level function, or a ``functools.partial`` of one) and deal with a bad
+    clip itself (return a marker rather than raise). Workers use one BLAS thread, as
+    :func:`one_blas_thread` does here, so the results are the same wherever a clip ran.
+    Used in: helpers.features, helpers.perturb, helpers.augment_audio.
+    """
+    from concurrent.futures import as_completed
+
+    from helpers.progress import progress as progress_bar
+
+    items = list(items)
+    results: list = [None] * len(items)
+    with progress_bar(total=len(items), desc=desc, unit="clip", disable=not progress) as bar:
+        if len(items) < MIN_POOLED_CLIPS:
+            with one_blas_thread():
+                for i, item in enumerate(items):
+                    results[i] = fn(item)
+                    bar.update(1)
+            return results
+        pool = local_pool()
+        futures = {pool.submit(_run_chunk, fn, items[start:start + CLIP_CHUNK]): start
+                   for start in range(0, len(items), CLIP_CHUNK)}
+        for future in as_completed(futures):
+            part = future.result()
+            start = futures[future]
+            results[start:start + len(part)] = part
+            bar.update(len(part))
+    return results
 
 
 def local_workers() -> int:

@@ -100,6 +100,16 @@ class Perturbation:
         return np.asarray(y, dtype=np.float32)
 
 
+def _perturbed_windows(row: tuple[str, str], config, perturbation: Perturbation) -> np.ndarray:
+    """Windows of one clip ``(fname, path)`` after ``perturbation``."""
+    from helpers.audio import load_audio
+    from helpers.features import clip_windows
+
+    fname, path = row
+    y = load_audio(path, sample_rate=config.sample_rate, max_seconds=config.max_seconds)
+    return clip_windows(perturbation.apply(y, config.sample_rate, fname), config)
+
+
 def perturbed_split(prepared: Prepared, perturbation: Perturbation, split: str = "test",
                     progress: bool = False) -> Prepared:
     """A copy of ``prepared`` whose ``split`` windows come from perturbed audio.
@@ -110,23 +120,17 @@ def perturbed_split(prepared: Prepared, perturbation: Perturbation, split: str =
     number of windows per clip can change (silent-window dropping sees the added noise).
     Score it with :func:`helpers.experiment.score`. Used in: notebooks/04_cutmix.ipynb.
     """
-    from helpers.audio import load_audio
-    from helpers.features import clip_windows, standardize
-    from helpers.progress import progress as progress_bar
+    from functools import partial
 
-    config = prepared.feature_config
+    from helpers.features import standardize
+    from helpers.parallel import map_clips
+
     fs = prepared.splits[split]
-    windows, ids = [], []
-    rows = fs.clips[["fname", "path"]].itertuples(index=False)
-    from helpers.parallel import one_blas_thread
-
-    with one_blas_thread():
-        for fname, path in progress_bar(rows, total=len(fs.clips), disable=not progress, unit="clip",
-                                        desc=perturbation.label):
-            y = load_audio(path, sample_rate=config.sample_rate, max_seconds=config.max_seconds)
-            w = clip_windows(perturbation.apply(y, config.sample_rate, str(fname)), config)
-            windows.append(w)
-            ids += [fname] * len(w)
+    rows = [(str(f), str(p)) for f, p in fs.clips[["fname", "path"]].itertuples(index=False)]
+    windows = map_clips(partial(_perturbed_windows, config=prepared.feature_config,
+                                perturbation=perturbation), rows,
+                        desc=perturbation.label, progress=progress)
+    ids = [fname for (fname, _), w in zip(rows, windows) for _ in range(len(w))]
     X = standardize(np.concatenate(windows), prepared.mean, prepared.std)
     new = replace(fs, X=X, clip_ids=np.array(ids, dtype=str))
     return replace(prepared, splits={**prepared.splits, split: new})

@@ -145,6 +145,27 @@ def test_bad_clips_are_skipped_counted_and_cached_without_poisoning(tmp_path):
     assert list(again.skipped["fname"]) == list(fs.skipped["fname"])
 
 
+def test_clips_extracted_on_the_worker_pool_equal_clips_extracted_here(tmp_path, monkeypatch):
+    """Long clip lists go to the local pool in chunks (helpers.parallel.map_clips): same windows,
+    same order, same skipped clips as in this process."""
+    from helpers import parallel
+
+    clips = _table(tmp_path, n=7)
+    (tmp_path / "broken.wav").write_bytes(b"not audio at all")
+    table = pd.concat([clips.iloc[:3], pd.DataFrame([{"fname": "broken.wav", "path": tmp_path / "broken.wav",
+                                                      "label": "A", "split": "train"}]), clips.iloc[3:]],
+                      ignore_index=True)
+    with pytest.warns(UserWarning, match="skipped 1 of 8 clips"):
+        here = extract_features(table, CFG, use_cache=False, progress=False)
+    monkeypatch.setattr(parallel, "MIN_POOLED_CLIPS", 1)
+    monkeypatch.setattr(parallel, "CLIP_CHUNK", 3)  # several chunks, finishing in any order
+    with pytest.warns(UserWarning, match="skipped 1 of 8 clips"):
+        pooled = extract_features(table, CFG, use_cache=False, progress=False)
+    np.testing.assert_array_equal(pooled.X, here.X)
+    assert list(pooled.clip_ids) == list(here.clip_ids)
+    assert list(pooled.skipped["fname"]) == ["broken.wav"]
+
+
 def test_interrupted_cache_write_leaves_no_entry(tmp_path, monkeypatch):
     clips = _table(tmp_path)
 
