@@ -256,62 +256,39 @@ def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Seq
     return runs
 
 
-def _fit_clip_model(make_model: Callable[[int], Any], seed: int, X: Mapping[str, np.ndarray],
-                    y_train: np.ndarray, splits: Sequence[str],
-                    n_classes: int) -> tuple[float, dict[str, np.ndarray]]:
-    """Fit ``make_model(seed)`` on ``X["train"]`` and return (fit seconds, probabilities per split)."""
-    import time
-
-    from helpers.evaluation import full_probabilities
-    from helpers.parallel import one_blas_thread
-
-    model = make_model(seed)
-    start = time.perf_counter()
-    with one_blas_thread():  # small matrices: one thread is faster, and the same everywhere
-        model.fit(X["train"], y_train)
-        seconds = time.perf_counter() - start
-        probs = {s: full_probabilities(model, X[s], n_classes) for s in splits}
-    return seconds, probs
-
-
 def evaluate_clip_model(name: str, make_model: Callable[[int], Any],
                         features: Mapping[str, Mapping[str, np.ndarray]],
                         labels: Mapping[str, Mapping[str, np.ndarray]],
                         clips: Mapping[str, Mapping[str, np.ndarray]], classes: Sequence[str],
-                        seeds: Sequence[int], splits: Sequence[str] = SCORED_SPLITS,
-                        executor=None) -> Runs:
+                        seeds: Sequence[int], splits: Sequence[str] = SCORED_SPLITS) -> Runs:
     """A clip-level model (scikit-learn style: ``fit``, ``predict_proba``) in every direction.
 
     ``features[direction][split]`` is ``(n_clips, n_features)``, ``labels`` and ``clips`` the
     matching class indices and clip names; ``make_model(seed)`` returns an unfitted model. It
     is fit on ``train`` (its ``val`` is only scored: these models need no early stopping).
-    With an ``executor`` (e.g. :func:`helpers.parallel.local_pool`) the directions and seeds
-    are fit side by side in worker processes; ``make_model`` must then be picklable (not a
-    lambda). Every fit uses one BLAS thread, so the numbers are the same either way.
     """
-    plan = [(direction, int(seed)) for direction in features for seed in seeds]
+    import time
 
-    def job(direction: str, seed: int) -> tuple:
-        X = features[direction]
-        scored = tuple(s for s in splits if s in X)
-        return (make_model, seed, {s: X[s] for s in ("train", *scored)},
-                labels[direction]["train"], scored, len(classes))
+    from helpers.evaluation import full_probabilities
+    from helpers.parallel import one_blas_thread
 
-    if executor is None:
-        outcomes = [_fit_clip_model(*job(d, s)) for d, s in plan]
-    else:
-        futures = [executor.submit(_fit_clip_model, *job(d, s)) for d, s in plan]
-        outcomes = [future.result() for future in futures]
     runs = Runs(pd.DataFrame(), classes=list(classes))
     rows = []
-    for (direction, seed), (seconds, probs) in zip(plan, outcomes):
-        run = {"best_epoch": np.nan, "epochs_run": np.nan, "max_epochs": np.nan,
-               "train_seconds": seconds, "params": np.nan, "cached": False}
-        rows += _rows(name, direction, seed, labels[direction], probs, run)
-        for s, p in probs.items():
-            runs.probs[(name, direction, seed, s)] = p.astype(np.float32)
-            runs.clips[(name, direction, s)] = np.asarray(clips[direction][s])
-            runs.labels[(name, direction, s)] = np.asarray(labels[direction][s])
+    for direction, X in features.items():
+        for seed in seeds:
+            model = make_model(int(seed))
+            start = time.perf_counter()
+            with one_blas_thread():  # small matrices: one thread is faster, and the same everywhere
+                model.fit(X["train"], labels[direction]["train"])
+                seconds = time.perf_counter() - start
+                probs = {s: full_probabilities(model, X[s], len(classes)) for s in splits if s in X}
+            run = {"best_epoch": np.nan, "epochs_run": np.nan, "max_epochs": np.nan,
+                   "train_seconds": seconds, "params": np.nan, "cached": False}
+            rows += _rows(name, direction, int(seed), labels[direction], probs, run)
+            for s, p in probs.items():
+                runs.probs[(name, direction, int(seed), s)] = p.astype(np.float32)
+                runs.clips[(name, direction, s)] = np.asarray(clips[direction][s])
+                runs.labels[(name, direction, s)] = np.asarray(labels[direction][s])
     runs.table = pd.DataFrame(rows)
     return runs
 

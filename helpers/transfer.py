@@ -12,12 +12,10 @@ clip embeddings:
   blocks of the embedding the head reads (e.g. the MTT network's only);
 * :func:`embedding_inputs` lays cached embeddings out per direction and split, exactly as
   :func:`helpers.protocol.evaluate_clip_model` takes them, and :func:`evaluate_transfer` runs
-  recipes through the project's protocol (in-library and cross-library, over seeds), each
-  recipe's directions and seeds fit side by side in the local pool's worker processes;
+  recipes through the project's protocol (in-library and cross-library, over seeds);
 * :func:`fit_head` trains one head on the training clips of any clip table (a model to ship).
 
-Heads are fit with one BLAS/OpenMP thread (:data:`HEAD_THREADS` here, and so are the pool's
-workers): the problems are small (a few
+Heads are fit with one BLAS/OpenMP thread (:data:`HEAD_THREADS`): the problems are small (a few
 hundred clips), so threads have little to share, and on a busy machine (other notebooks, other
 users) several BLAS threads per process made fitting many times slower in our runs; a fixed
 thread count also keeps the numbers identical on machines with different core counts.
@@ -252,7 +250,8 @@ def evaluate_transfer(recipes: Sequence[TransferRecipe], directions: Sequence, s
     Returns :class:`helpers.protocol.Runs`, which :func:`helpers.protocol.summarise` and
     :func:`helpers.protocol.paired` read like the CNNs' runs.
     """
-    from helpers.parallel import local_pool
+    from threadpoolctl import threadpool_limits
+
     from helpers.protocol import Runs, evaluate_clip_model
 
     classes = list(classes) if classes is not None else _classes(directions)
@@ -264,8 +263,9 @@ def evaluate_transfer(recipes: Sequence[TransferRecipe], directions: Sequence, s
             raise KeyError(f"no embeddings for recipe {recipe.name!r} ({recipe.embedding})")
         _check_config(recipe, emb)
         features, labels, clips = embedding_inputs(emb, directions, recipe.blocks, classes)
-        runs = runs + evaluate_clip_model(recipe.name, recipe.head.make, features, labels,
-                                          clips, classes, seeds, executor=local_pool())
+        with threadpool_limits(limits=HEAD_THREADS):
+            runs = runs + evaluate_clip_model(recipe.name, recipe.head.make, features, labels,
+                                              clips, classes, seeds)
     return runs
 
 

@@ -134,21 +134,6 @@ def test_heads_are_deterministic_per_seed(data):
                               first.probs[("mlp", d, 1, "cross_val")])  # the seed matters
 
 
-def test_heads_fit_in_worker_processes_equal_heads_fit_here(data):
-    """evaluate_transfer fits on the local pool; the same fits in this process give the same
-    probabilities (one BLAS thread in both places)."""
-    from helpers.protocol import evaluate_clip_model
-    from helpers.transfer import embedding_inputs
-
-    _, directions, emb = data
-    pooled = evaluate_transfer([TransferRecipe("mlp", CONFIG, MLP)], directions, [0, 1], emb)
-    features, labels, clips = embedding_inputs(emb, directions, None, CLASSES)
-    here = evaluate_clip_model("mlp", MLP.make, features, labels, clips, CLASSES, [0, 1])
-    assert pooled.probs.keys() == here.probs.keys()
-    for key, probs in here.probs.items():
-        np.testing.assert_array_equal(pooled.probs[key], probs)
-
-
 def test_mlp_early_stopping_works_with_fewer_clips_than_classes_need():
     X = np.random.default_rng(0).normal(size=(30, 4))
     y = np.repeat(np.arange(10), 3)  # 10 % of 30 clips would be 3 clips for 10 classes
