@@ -129,5 +129,6 @@ def main() -> None:
         print(f"{name:34s} {seconds:8.1f} {60 * args.jobs / seconds:14.2f} "
               f"{base / seconds:13.2f}x {idle_text}")
 
+
 if __name__ == "__main__":
     main()
