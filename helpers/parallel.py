@@ -82,7 +82,8 @@ def one_blas_thread():
     BLAS mostly waits for its own threads, and on a busy machine (other processes on the
     cores) it waits for them to be scheduled: per-clip work then runs several times slower
     than on one thread (``benchmarks/bench_features.py`` times both). threadpoolctl comes with
-    scikit-learn. Used in: helpers.features, helpers.perturb, helpers.pretrained.
+    scikit-learn. Used in: :func:`map_clips` (short clip lists, run here), helpers.protocol
+    (clip-level models).
     """
     from threadpoolctl import threadpool_limits
 
