@@ -13,8 +13,11 @@ term), so the differences cancel out how hard each clip is.
 - :func:`holm`: a chapter that asks several questions corrects for asking several
   (Holm-Bonferroni): with m questions, the smallest p-value is compared with alpha / m, the
   next with alpha / (m - 1), and so on, stopping at the first that fails.
-- :func:`compare` and :func:`verdicts` put it together; the wording follows the corrected
-  result, and "no detectable difference" is a finding, not a failure.
+- :func:`compare` and :func:`verdicts` put it together. The sign-flip test pairs clips with
+  each clip's difference averaged over seeds, so it does not see how much the difference
+  varies from one training seed to the next; the bootstrap interval does. A verdict therefore
+  needs both: the Holm-corrected p-value at most alpha AND a 95 % interval that excludes zero.
+  "No detectable difference" is a finding, not a failure.
 
 Used in: notebooks 04, 05, 08, 09 and 10 (choices and verdicts on validation clips).
 """
@@ -118,16 +121,19 @@ def verdicts(comparisons: Mapping[str, dict], alpha: float = ALPHA) -> pd.DataFr
 
     ``comparisons`` maps a question to :func:`compare`'s dict plus ``a`` and ``b`` (the names of
     the two models). The verdict says which model is better when the adjusted p-value is at
-    most ``alpha``, and "no detectable difference" otherwise.
+    most ``alpha`` and the bootstrap interval (``ci_low``, ``ci_high``: seeds and clips
+    resampled) excludes zero; otherwise "no detectable difference". Columns added: ``p_holm``,
+    ``interval_excludes_zero``, ``significant`` (both hold) and ``verdict``.
     """
     table = pd.DataFrame.from_dict(dict(comparisons), orient="index")
     if table.empty:
         return table
     adjusted, reject = holm(table["p_value"].to_numpy(), alpha)
     table["p_holm"] = adjusted
-    table["significant"] = reject
+    table["interval_excludes_zero"] = (table["ci_low"] > 0) | (table["ci_high"] < 0)
+    table["significant"] = reject & table["interval_excludes_zero"].to_numpy()
     table["verdict"] = [verdict_text(r["a"], r["b"], r["difference"], bool(s))
-                        for (_, r), s in zip(table.iterrows(), reject)]
+                        for (_, r), s in zip(table.iterrows(), table["significant"])]
     return table
 
 
@@ -142,3 +148,18 @@ def verdict_text(a: str, b: str, difference: float, significant: bool) -> str:
     if not significant:
         return "no detectable difference"
     return f"{a} better than {b}" if difference > 0 else f"{b} better than {a}"
+
+
+VERDICT_COLUMNS = ("difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict")
+
+
+def verdict_table(table: pd.DataFrame, columns: Sequence[str] = VERDICT_COLUMNS) -> pd.DataFrame:
+    """``columns`` of a :func:`verdicts` table for display: numbers to three decimals, p-values
+    as :func:`p_text` writes them (never a misleading 0.000)."""
+    shown = table[list(columns)].copy()
+    for column in shown.columns:
+        if column in ("p_value", "p_holm"):
+            shown[column] = [p_text(p).removeprefix("p = ").removeprefix("p ") for p in shown[column]]
+        elif pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].round(3)
+    return shown

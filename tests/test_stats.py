@@ -50,13 +50,28 @@ def test_holm_rejects_bad_input():
 
 
 def test_verdict_wording_follows_the_corrected_result():
-    strong = {"a": "A", "b": "B", "difference": -0.2, "p_value": 0.001}
-    weak = {"a": "C", "b": "D", "difference": 0.05, "p_value": 0.03}  # second of 3: 0.03 x 2 = 0.06
-    null = {"a": "E", "b": "F", "difference": 0.01, "p_value": 0.5}
+    strong = {"a": "A", "b": "B", "difference": -0.2, "p_value": 0.001, "ci_low": -0.3, "ci_high": -0.1}
+    weak = {"a": "C", "b": "D", "difference": 0.05, "p_value": 0.03,  # second of 3: 0.03 x 2 = 0.06
+            "ci_low": 0.01, "ci_high": 0.09}
+    null = {"a": "E", "b": "F", "difference": 0.01, "p_value": 0.5, "ci_low": -0.02, "ci_high": 0.04}
     table = verdicts({"q1": strong, "q2": weak, "q3": null})
     assert table.loc["q1", "verdict"] == "B better than A"
     assert table.loc["q2", "verdict"] == "no detectable difference"
     assert table.loc["q2", "p_holm"] == pytest.approx(0.06)
+
+
+def test_no_verdict_when_the_seed_and_clip_interval_includes_zero():
+    # the clip-level test alone would call it (Holm: 0.001 x 2, then 0.002 x 1), but resampling seeds
+    # too, the interval straddles zero: the seeds disagree, so no verdict
+    seeds_disagree = {"a": "A", "b": "B", "difference": -0.013, "p_value": 0.002,
+                      "ci_low": -0.029, "ci_high": 0.004}
+    clear = {"a": "C", "b": "D", "difference": 0.1, "p_value": 0.001, "ci_low": 0.05, "ci_high": 0.15}
+    table = verdicts({"q1": seeds_disagree, "q2": clear})
+    assert table.loc["q1", "p_holm"] == pytest.approx(0.002)
+    assert not table.loc["q1", "interval_excludes_zero"]
+    assert not table.loc["q1", "significant"]
+    assert table.loc["q1", "verdict"] == "no detectable difference"
+    assert table.loc["q2", "verdict"] == "C better than D"
 
 
 def test_p_text_never_prints_zero():
@@ -65,3 +80,14 @@ def test_p_text_never_prints_zero():
     assert p_text(0.0412) == "p = 0.041"
     assert p_text(0.0002) == "p < 0.001"
     assert p_text(0.001) == "p = 0.001"
+
+
+def test_verdict_table_never_shows_a_zero_p_value():
+    from helpers.stats import verdict_table
+
+    row = {"a": "A", "b": "B", "difference": 0.12345, "p_value": 0.0001, "ci_low": 0.05, "ci_high": 0.2}
+    shown = verdict_table(verdicts({"q": row}))
+    assert list(shown.columns) == ["difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict"]
+    assert shown.loc["q", "p_value"] == "< 0.001"
+    assert shown.loc["q", "difference"] == 0.123
+    assert shown.loc["q", "verdict"] == "A better than B"
