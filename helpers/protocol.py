@@ -357,8 +357,10 @@ def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
     deviation over seeds (``<split>_<metric>`` and ``..._std``; std is NaN for one seed).
 
     Also ``seeds``, ``directions``, ``params``, mean ``train_seconds`` per training, and
-    ``converged``: the share of trainings whose best epoch came before their last epoch
-    (early stopping ended them; NaN for models without epochs).
+    ``converged``: the share of trainings whose best epoch came before their last epoch, and
+    ``stopped_early``: the share that early stopping ended before the epoch budget (a run can
+    converge and still reach the budget, e.g. best epoch 27 of 30 with patience 4; both NaN
+    for models without epochs).
     """
     table = runs.table
     out = []
@@ -379,9 +381,26 @@ def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
         epochs = one.dropna(subset=["best_epoch"])
         row["converged"] = ((epochs["best_epoch"] < epochs["epochs_run"]).mean()
                             if len(epochs) else np.nan)
+        row["stopped_early"] = ((epochs["epochs_run"] < epochs["max_epochs"]).mean()
+                                if len(epochs) else np.nan)
         row["best_epoch"] = epochs["best_epoch"].mean() if len(epochs) else np.nan
         out.append(row)
     return pd.DataFrame(out).set_index("model")
+
+
+def convergence_text(summary: pd.DataFrame, rows: Sequence[str] | None = None) -> str:
+    """One sentence on how the trainings of ``summary`` (or of its ``rows``) ended, from its
+    ``converged`` and ``stopped_early`` columns (means over models: every model here has the
+    same number of trainings)."""
+    part = summary if rows is None else summary.loc[list(rows)]
+    converged, early = part["converged"].mean(), part["stopped_early"].mean()
+    if not np.isfinite(converged):
+        return "These models have no training epochs."
+    text = f"{converged:.0%} of the trainings had their best epoch before their last"
+    if early >= 1:
+        return text + ", and early stopping ended every one of them before the epoch budget."
+    return text + (f"; early stopping ended {early:.0%} before the epoch budget, the other "
+                   f"{1 - early:.0%} ran the whole budget.")
 
 
 def headline(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:

@@ -15,6 +15,7 @@ from helpers.protocol import (
     CNNRecipe,
     Runs,
     clip_scores,
+    convergence_text,
     evaluate_clip_model,
     headline,
     load_recipe,
@@ -57,6 +58,19 @@ def test_summary_averages_directions_then_seeds_by_hand():
     assert row["seeds"] == 2 and row["directions"] == 2 and row["converged"] == 1.0
     table = headline(summarise(runs))
     assert table.loc["m", "cross-library test accuracy"] == "0.625 ± 0.354"
+
+
+def test_converged_and_stopped_early_are_different_questions():
+    runs = _runs("m", {("A→B", "val"): [1, 0], ("B→A", "val"): [1, 1]})
+    # the second training converged (best 8 of 10) but ran the whole budget of 10 epochs
+    runs.table.loc[runs.table["direction"] == "B→A", ["best_epoch", "epochs_run"]] = (8, 10)
+    row = summarise(runs).loc["m"]
+    assert row["converged"] == 1.0 and row["stopped_early"] == 0.5
+    assert convergence_text(summarise(runs)) == (
+        "100% of the trainings had their best epoch before their last; early stopping ended 50% "
+        "before the epoch budget, the other 50% ran the whole budget.")
+    every = summarise(_runs("m", {("A→B", "val"): [1, 0]}))
+    assert convergence_text(every).endswith("early stopping ended every one of them before the epoch budget.")
 
 
 def test_paired_scores_align_clips_and_repeat_a_single_run():
