@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from helpers.files import write_json
-from helpers.paths import executed_dir, notebooks_dir, results_dir
+from helpers.paths import executed_dir, notebooks_dir, results_dir, use_profile_output
 
 # Overrides per profile. "full" is the notebooks' own defaults.
 PROFILES: dict[str, dict] = {
@@ -80,9 +80,14 @@ def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> None:
                if k in namespace and namespace[k] != v}
     for knob, (_, new) in changed.items():
         namespace[knob] = new
+    folder = use_profile_output(profile)
     if changed and not quiet:
         print(f"{profile} profile: " + ", ".join(f"{k} {old!r} -> {new!r}"
                                                   for k, (old, new) in changed.items()))
+    if folder is not None and not quiet:
+        print(f"{profile} profile: figures, results and models go to {folder} (the full run's stay "
+              f"as they are); a chapter that loads an earlier one's model or choice reads it there "
+              f"too, so run the earlier chapters with this profile first")
 
 
 def run_notebook(path: Path, profile: str, progress: bool = True,
@@ -120,6 +125,9 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
     """
     if profile not in PROFILES:
         raise ChainError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    folder = use_profile_output(profile)  # the notebooks' kernels inherit it
+    if folder is not None:
+        print(f"{profile} profile: outputs go to {folder}", flush=True)
     notebooks = chain_notebooks(start, stop)
     if not notebooks:
         raise ChainError(f"no numbered notebooks in {notebooks_dir()}")

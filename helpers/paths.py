@@ -2,8 +2,9 @@
 
 Inputs (datasets, the feature cache) live under ``data/``. Outputs of a run (figures, results,
 models, executed notebooks) live under the output root, which is the repository unless
-``HELPERS_OUTPUT_DIR`` points elsewhere (the test suite uses that so a smoke run never
-overwrites the committed figures).
+``HELPERS_OUTPUT_DIR`` points elsewhere (the test suite and the benchmarks use that); a smoke
+run without it writes to ``build/smoke/`` (:func:`use_profile_output`), so it never overwrites the
+committed figures.
 """
 
 from __future__ import annotations
@@ -27,6 +28,20 @@ def cache_dir() -> Path:
 def output_dir() -> Path:
     """Root for what a run writes (``HELPERS_OUTPUT_DIR`` or the repository)."""
     return Path(os.environ.get("HELPERS_OUTPUT_DIR", REPO_ROOT))
+
+
+def use_profile_output(profile: str) -> Path | None:
+    """Send a run with a profile other than ``"full"`` to ``<repo>/build/<profile>/`` (git-ignored)
+    unless ``HELPERS_OUTPUT_DIR`` already names a place, so that a quick smoke run never
+    replaces the full run's figures, results and models. Sets ``HELPERS_OUTPUT_DIR`` for this
+    process and the processes it starts; returns the folder it chose, or None when it changed
+    nothing. Used in: helpers.chain (the chain and every notebook's ``apply_profile``).
+    """
+    if profile == "full" or "HELPERS_OUTPUT_DIR" in os.environ:
+        return None
+    folder = REPO_ROOT / "build" / profile
+    os.environ["HELPERS_OUTPUT_DIR"] = str(folder)
+    return folder
 
 
 def figures_dir() -> Path:

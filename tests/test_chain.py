@@ -68,3 +68,18 @@ def test_from_selects_later_chapters_and_rejects_unknown_ones():
     assert chain_notebooks("03", "04") == [p for p in all_nbs if "03" <= p.name[:2] <= "04"]
     with pytest.raises(ChainError, match="no notebook numbered 99"):
         chain_notebooks("99")
+
+
+def test_a_smoke_run_never_writes_over_the_full_runs_outputs(monkeypatch, capsys):
+    import os
+
+    from helpers.paths import REPO_ROOT, output_dir, use_profile_output
+
+    monkeypatch.delenv("HELPERS_OUTPUT_DIR", raising=False)
+    assert use_profile_output("full") is None and output_dir() == REPO_ROOT
+    apply_profile("smoke", {"epochs": 30})  # as a student's notebook does
+    assert output_dir() == REPO_ROOT / "build" / "smoke"
+    assert os.environ["HELPERS_OUTPUT_DIR"] == str(REPO_ROOT / "build" / "smoke")  # workers inherit it
+    assert "go to" in capsys.readouterr().out
+    monkeypatch.setenv("HELPERS_OUTPUT_DIR", "/somewhere/else")  # a place named by the user wins
+    assert use_profile_output("smoke") is None and str(output_dir()) == "/somewhere/else"
