@@ -108,9 +108,10 @@ def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> s
     for key in sorted(models):
         m = models[key]
         seeds = int(m.get("seeds", 1))
+        both = " †" if "cross_library_from" in m else ""  # trained on both libraries
         lines.append(
-            f"| {m.get('name', key)} | {key[:2]} | {_score(m, 'in_library', 'accuracy')} "
-            f"| {_score(m, 'cross_library', 'accuracy')} | {_score(m, 'in_library', 'map_at_3')} "
+            f"| {m.get('name', key)} | {key[:2]} | {_score(m, 'in_library', 'accuracy')}{both} "
+            f"| {_score(m, 'cross_library', 'accuracy')} | {_score(m, 'in_library', 'map_at_3')}{both} "
             f"| {_score(m, 'cross_library', 'map_at_3')} | {_weights(m)} "
             f"| {seeds if seeds > 1 else '1 (single run)'} |")
     dataset = sorted({m.get("dataset", "?") for m in models.values()})
@@ -119,9 +120,11 @@ def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> s
     lines.append(
         f"Dataset: {', '.join(dataset)}. **In-library**: a model trained on one sample library, tested on "
         "that library's test clips; **cross-library**: the same model tested on the other library's test "
-        "clips (mean over both directions; ± is the standard deviation over seeds). Models trained on both "
-        "libraries (the project's and the shipped model) have no library left to test on: their "
-        "cross-library column is their recipe's, trained on one library. No test clip chose anything. "
+        "clips (mean over both directions; ± is the standard deviation over seeds). **†** Trained on the "
+        "training clips of both libraries and tested on both libraries' test clips: twice the training data "
+        "of the other rows, so this in-library number does not compare with theirs; such a model has no "
+        "library left to test on, so its cross-library column is its recipe's, trained on one library (or "
+        "empty). No test clip chose anything. "
         f"Generated from `results/summary.json` (notebooks {', '.join(chapters)} of the last {run} run).")
     goals = pruning_goals_markdown(summary)
     if goals:
