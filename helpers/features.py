@@ -66,8 +66,13 @@ class FeatureConfig:
         return (self.n_bins, self.frames_per_window, 1)
 
 
-# The seed project's input: 20 MFCC of 64 mel bands, a 1024-sample FFT every 512 samples
-# (23 ms at 22.05 kHz: librosa's defaults). Used by the seed CNN (notebook 03).
+# The seed project's input as reproduced here: 20 MFCC of 64 mel bands (from 20 Hz), a
+# 1024-sample FFT (46 ms) every 512 samples (23 ms) at 22.05 kHz. Of these, the 22.05 kHz sample
+# rate, the 512-sample hop and the 20 coefficients are librosa's defaults; the 1024-sample FFT and
+# the 64 mel bands are the seed project's choices, and the 20 Hz lower edge is this project's
+# FeatureConfig default (librosa's defaults: n_fft=2048, n_mels=128, fmin=0).
+# Used in: notebooks 02 (shown beside LOGMEL), 03 (the seed CNN and the classical baselines' MFCC
+# summaries), 07 (the seed CNN's Grad-CAM) and 09 (the classical baselines again).
 SEED_MFCC = FeatureConfig(kind="mfcc")
 
 # The project's log-mel front end: 64 mel bands, a 4096-sample FFT (186 ms) every 2048 samples
@@ -258,6 +263,22 @@ class FeatureSet:
         return encode_labels(self.clips["label"], classes)
 
 
+def _cache_key(clips: pd.DataFrame, config: FeatureConfig) -> str:
+    from helpers import cache
+
+    return cache.key_for(config=asdict(config), version=FEATURES_VERSION,
+                         clips=cache.clip_fingerprint(clips))
+
+
+def features_cached(clips: pd.DataFrame, config: FeatureConfig) -> bool:
+    """Whether :func:`extract_features` would load these windows from the cache (a notebook can
+    then say whether its timing measured extraction or loading). Used in:
+    notebooks/02_preprocessing.ipynb."""
+    from helpers import cache
+
+    return cache.entry_path(_cache_key(clips, config), f"features-{config.kind}").is_file()
+
+
 def extract_features(clips: pd.DataFrame, config: FeatureConfig, use_cache: bool = True,
                      progress: bool = True) -> FeatureSet:
     """Windows of every clip of ``clips`` (columns ``fname``, ``path``; others are kept).
@@ -267,8 +288,7 @@ def extract_features(clips: pd.DataFrame, config: FeatureConfig, use_cache: bool
     """
     from helpers import cache
 
-    key = cache.key_for(config=asdict(config), version=FEATURES_VERSION,
-                        clips=cache.clip_fingerprint(clips))
+    key = _cache_key(clips, config)
     cached = cache.load(key, prefix=f"features-{config.kind}") if use_cache else None
     if cached is None:
         cached = _extract(clips, config, progress)

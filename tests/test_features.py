@@ -14,6 +14,7 @@ from helpers.features import (
     clip_summary,
     clip_windows,
     extract_features,
+    features_cached,
     fit_standardizer,
     log_mel,
     mfcc,
@@ -102,7 +103,9 @@ def _table(tmp_path, n=4, seconds=1.5):
 
 def test_extract_features_keeps_clip_ids_and_uses_the_cache(tmp_path):
     clips = _table(tmp_path)
+    assert not features_cached(clips, CFG)
     fs = extract_features(clips, CFG, progress=False)
+    assert features_cached(clips, CFG) and not features_cached(clips, FeatureConfig(n_mels=32))
     assert len(fs.X) == len(fs.clip_ids) >= 4
     assert set(fs.clip_ids) == set(clips["fname"])
     assert list(fs.clips["fname"]) == list(clips["fname"])
