@@ -3,9 +3,13 @@
 A :class:`SearchSpace` lists the ranges (filters and kernel size per conv layer, units per
 dense layer, dropout, learning rate); :func:`config_from_hp` is the one place sampled values
 become a :class:`helpers.models.CNNConfig`, so a tuned configuration feeds ``build_cnn`` and
-every later notebook. The objective is clip-level validation MAP@3 (windows averaged per
-clip); the test split is never looked at. Every trial trains with the same seed, so trials
-differ by their hyperparameters only.
+every later notebook. The objective, ``score`` (:func:`evaluate_config`), is clip accuracy
+(windows averaged per clip) on validation clips: given the cross-library directions (one
+prepared set each, as notebook 05 and ``python -m helpers tune`` on the demo pass them), on each
+direction's held-out-library training clips (``cross_val``, cross-library validation), averaged
+over the directions; given one prepared set, on its own validation clips (``val``, in-library).
+The test splits are never looked at. Every trial trains with the same seed, so trials differ by
+their hyperparameters only.
 
 KerasTuner 1.4 runs the search, through its public API only: a ``keras_tuner.Tuner`` subclass
 overriding ``run_trial`` (KerasTuner's own accepts Keras 3 models only; ours trains the
@@ -19,7 +23,8 @@ The same tuner runs distributed with KerasTuner's chief/worker mode (environment
 ``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``): the chief's
 ``tuner.search()`` serves the oracle, each worker's runs trials. The processes are started by
 ``python -m helpers tune`` (:mod:`helpers.tune_command`).
-Used in: notebooks/05_tuning.ipynb, helpers/tune_command.py (``python -m helpers tune``).
+Used in: notebooks/05_tuning.ipynb, notebooks/10_shipping.ipynb (:func:`load_best`);
+helpers/tune_command.py (``python -m helpers tune``), helpers/cli.py (:class:`TuningError`).
 """
 
 from __future__ import annotations
@@ -44,8 +49,11 @@ from helpers.models import CNNConfig
 from helpers.paths import results_dir
 
 OBJECTIVE = "score"  # clip accuracy on the clips choices are made on (see evaluate_config), maximised
+# Axis label of OBJECTIVE in the plots: what `score` is when the cross-library directions are searched
+# (notebook 05); pass `score_label` when one in-library prepared set was searched instead.
+SCORE_LABEL = "score: cross-library validation accuracy (clips)"
 METRIC_COLUMNS = ("score", "val_accuracy", "val_map_at_3", "seconds", "best_epoch",
-                  "epochs_run", "params")
+                  "epochs_run", "budget_runs", "params")
 INFO_COLUMNS = ("trial_id", "tuner_id", "status")
 BEST_FILE = "best_hyperparameters.json"
 COMPLETED = "COMPLETED"
@@ -257,7 +265,9 @@ def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
     run cache gives the comparison after the search the best trial's trainings instead of
     repeating them; the search itself reads only ``cross_val`` (or ``val``), never ``test``.
     Also returns the in-library ``val_accuracy`` and ``val_map_at_3`` (means over directions),
-    ``best_epoch``/``epochs_run`` (means), ``params`` and ``seconds`` (wall clock).
+    ``best_epoch``/``epochs_run`` (means), ``budget_runs`` (how many of the trainings ran all
+    ``train_config.epochs`` epochs, so early stopping did not end them), ``params`` and
+    ``seconds`` (wall clock).
     Raises ``keras_tuner.errors.FailedTrialError`` if a model predicts non-finite values.
     """
     from keras_tuner.errors import FailedTrialError
@@ -287,6 +297,7 @@ def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
             "val_map_at_3": float(np.mean([v["map_at_3"] for v in val])),
             "best_epoch": float(np.mean([o.result.best_epoch for o in outcomes])),
             "epochs_run": float(np.mean([o.result.epochs_run for o in outcomes])),
+            "budget_runs": float(sum(o.result.epochs_run >= train_config.epochs for o in outcomes)),
             "params": float(outcomes[0].params), "seconds": time.perf_counter() - start}
 
 
@@ -448,8 +459,10 @@ class TuningResult:
     """What a search found.
 
     ``trials``: one row per trial (:func:`trials_table`); ``best_*``: the completed trial with
-    the highest validation MAP@3 (first trial on ties); ``n_failed``: trials that did not
-    complete (their ``error`` column says why).
+    the highest ``score`` (:func:`evaluate_config`: clip accuracy on cross-library validation,
+    averaged over the directions, or on in-library validation when one prepared set was
+    searched; first trial on ties); ``n_failed``: trials that did not complete (their ``error``
+    column says why).
     """
 
     trials: pd.DataFrame
@@ -532,8 +545,11 @@ def tune(prepared, space: SearchSpace, base: CNNConfig, n_trials: int, train_con
          verbose: int = 0) -> TuningResult:
     """Random search in this process: ``n_trials`` configurations, each trained and scored.
 
-    ``prepared`` (:class:`helpers.experiment.Prepared`) supplies train (fit) and val
-    (early stopping and the objective, clip-level MAP@3); test is never used. Failed trials
+    ``prepared`` is a sequence of :class:`helpers.experiment.Prepared`, one per cross-library
+    direction, or one ``Prepared``. Each supplies train (fit) and val (early stopping); the
+    objective ``score`` (:func:`evaluate_config`) is clip accuracy on ``cross_val`` (the held-out
+    library's training clips) averaged over the directions, or, for one ``Prepared``, on its
+    ``val`` clips. The test splits are never used. Failed trials
     are counted in ``n_failed`` and named in a :class:`TuningWarning`; a search with no
     completed trial, or stopped early after 3 failed trials in a row, raises
     :class:`TuningError` (its ``trials`` attribute holds the table).
@@ -571,7 +587,8 @@ def save_best(config: CNNConfig, path: Path | None = None, extra: dict | None = 
 def load_best(path: Path | None = None) -> CNNConfig:
     """The CNNConfig saved by :func:`save_best` (default :func:`best_path`).
 
-    Used in: notebooks/05_tuning.ipynb (checks the file it saved).
+    Used in: notebooks/05_tuning.ipynb (checks the file it saved), notebooks/10_shipping.ipynb
+    (the tuned network, one of the candidates to ship).
     """
     path = Path(path) if path is not None else best_path()
     if not path.is_file():
@@ -588,12 +605,26 @@ def load_best(path: Path | None = None) -> CNNConfig:
     return CNNConfig(**values)
 
 
-def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
+def _score_label(objective: str, score_label: str | None) -> str:
+    """The y label of ``objective``: ``score_label`` if given, else :data:`SCORE_LABEL` for
+    ``score`` and the column name for any other objective."""
+    if score_label is not None:
+        return score_label
+    return SCORE_LABEL if objective == OBJECTIVE else objective
+
+
+def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
+                score_label: str | None = None):
     """Objective against each hyperparameter, one panel per hyperparameter, best trial starred.
 
     ``trials`` is a :func:`trials_table`; only completed trials are drawn (the title counts the
     others). ``ax``: None (a new grid) or a sequence of at least as many axes as
-    hyperparameters. Returns the array of axes used. Used in: notebooks/05_tuning.ipynb.
+    hyperparameters. ``score_label``: the y label and title wording of ``objective`` (default
+    :data:`SCORE_LABEL`, right for a search over the cross-library directions; say
+    "score: validation accuracy (clips)" for a search on one in-library set). The best trial is
+    named by its ``trial_id``, as in the trials table and :func:`plot_best_so_far`.
+    A panel whose hyperparameter every trial shares (a range narrowed to one value) says so in
+    its title. Returns the array of axes used. Used in: notebooks/05_tuning.ipynb.
     """
     import matplotlib.pyplot as plt
 
@@ -611,7 +642,7 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
             raise ValueError(f"need {len(names)} axes for {names}, got {axes.size}")
     axes = axes.ravel()
     best = done.loc[done[objective].idxmax()] if len(done) else None
-    label = "score: validation accuracy (clips)" if objective == OBJECTIVE else objective
+    label = _score_label(objective, score_label)
     for axis, name in zip(axes, names, strict=False):
         axis.scatter(done[name], done[objective], alpha=0.7, label="trial")
         if best is not None:
@@ -624,7 +655,7 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
             axis.set_xticks(values, [f"{v:g}" for v in values])  # the values drawn, on their grid
         axis.set_xlabel(_axis_label(name))
         axis.set_ylabel(label)
-        axis.set_title(name)
+        axis.set_title(name if len(values) > 1 else f"{name} (the same in every trial)")
     if ax is None:  # the y axis is shared along each row: show its label in the first column only
         for k, axis in enumerate(axes[:len(names)]):
             axis.yaxis.label.set_visible(k % ncols == 0)
@@ -640,24 +671,40 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE):
 
 
 def plot_best_so_far(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
-                     baseline: float | None = None, baseline_label: str = "baseline"):
+                     baseline: float | None = None, baseline_label: str = "baseline",
+                     score_label: str | None = None):
     """Each trial's score in order and the best score found so far (a search that still
     climbs at its last trial would find more with more trials). ``baseline`` draws a reference
-    line. Returns the axes. Used in: notebooks/05_tuning.ipynb."""
+    line; ``score_label`` is the y label (see :func:`plot_trials`). The x axis is KerasTuner's
+    ``trial_id`` (0, 1, ... in order of creation), the id the trials table and
+    :func:`plot_trials` show, and the best trial is starred and named by it. Failed trials
+    keep their id but have no point. Returns the axes. Used in: notebooks/05_tuning.ipynb."""
+    from matplotlib.ticker import MaxNLocator
+
     from helpers.plots import new_axes
 
     _, ax = new_axes(ax, figsize=(8, 4))
-    order = trials.assign(n=pd.to_numeric(trials["trial_id"], errors="coerce")).sort_values("n")
-    number = np.arange(1, len(order) + 1)
+    ids = pd.to_numeric(trials["trial_id"], errors="coerce")
+    if ids.isna().any():
+        raise ValueError(f"trial ids must be numbers, got {list(trials['trial_id'])}")
+    order = trials.assign(n=ids).sort_values("n", kind="stable")
+    number = order["n"].to_numpy(dtype=float)
     values = order[objective].to_numpy(dtype=float)
     ax.plot(number, values, "o", color="C0", alpha=0.7, label="trial")
     ax.step(number, np.fmax.accumulate(np.nan_to_num(values, nan=-np.inf)), where="post",
             color="C3", label="best so far")
+    done = order[(order["status"] == COMPLETED) & order[objective].notna()]
+    if len(done):
+        best = done.loc[done[objective].idxmax()]  # the trial plot_trials stars (first on ties)
+        ax.scatter([best["n"]], [best[objective]], marker="*", s=160, color="C3", zorder=3,
+                   label=f"best (trial {best['trial_id']})")
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label=baseline_label)
-    ax.set(title="Random search: score per trial and best so far", xlabel="trial (in order of creation)",
-           ylabel="score: validation accuracy (clips)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title="Random search: score per trial and best so far",
+           xlabel="trial_id (KerasTuner's, in order of creation)",
+           ylabel=_score_label(objective, score_label))
+    ax.legend(fontsize=8, loc="best")
     return ax
 
 

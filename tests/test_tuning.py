@@ -178,11 +178,16 @@ def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
     for column in ("score", "val_map_at_3", "val_accuracy"):
         assert trials[column].between(0, 1).all()
     assert (trials["seconds"] > 0).all() and (trials["tuner_id"] == "tuner0").all()
+    # one training per trial (one prepared set); FAST's 2 epochs and patience 1 can end either way
+    assert set(trials["budget_runs"]) <= {0.0, 1.0}
+    assert (trials["budget_runs"] == (trials["epochs_run"] >= FAST.epochs)).all()
     assert math.isfinite(result.best_score) and 0 <= result.best_score <= 1
     assert result.best_score == trials["score"].max()
     assert result.best_config == config_from_hp(FixedValues(result.best_hp), TINY_SPACE,
                                                 TINY_BASE)
-    axes = plot_trials(trials)
+    assert plot_trials(trials)[0].get_ylabel() == "score: cross-library validation accuracy (clips)"
+    # one in-library prepared set was searched: its score is in-library validation accuracy
+    axes = plot_trials(trials, score_label="score: validation accuracy (clips)")
     assert len(axes) == 5 and axes[0].get_ylabel() == "score: validation accuracy (clips)"
     # 4 panels per row sharing y: its label shows in the first column only
     assert [a.yaxis.label.get_visible() for a in axes] == [True, False, False, False, True]
