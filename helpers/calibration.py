@@ -21,8 +21,9 @@ family, fitted the same way. Whether it helps is judged out of fold on validatio
 temperature fitted for NLL can even raise the ECE.
 
 **Out-of-distribution (OOD) scores.** A softmax always spreads 100 % over the known classes, so
-a pure 440 Hz sine can come out as "Electric_piano, p = 0.9999". :class:`OODDetector` scores how
-unlike the training data a clip is (higher = more unusual) with one of two methods:
+a sound that is no instrument at all, such as a pure sine tone, is still given one of the
+classes, possibly with high confidence. :class:`OODDetector` scores how unlike the training data
+a clip is (higher = more unusual) with one of two methods:
 
 * ``"max_probability"``: ``1 - max p`` of the (calibrated) clip probabilities (Hendrycks &
   Gimpel 2017, the baseline every OOD paper compares with);
@@ -41,7 +42,11 @@ sounds (speech, other instruments, environmental noise), on which a detector can
 
 Bundles store the temperature and the detector (``meta.json`` plus ``ood.npz`` beside it,
 :func:`helpers.models.save_bundle`); ``python -m helpers predict`` applies both.
-Used in: helpers/predict.py, helpers/models.py, helpers/pruning.py.
+Used in: notebooks/10_shipping.ipynb (:class:`OODDetector`, :func:`apply_temperature`,
+:func:`cross_validated_temperature`, :func:`expected_calibration_error`,
+:func:`plot_reliability`, :func:`synthetic_unlike`); helpers/predict.py (applies the temperature
+and the detector), helpers/models.py (stores and reads them in bundles), and, through
+helpers/models.py's bundle format, helpers/pruning.py and helpers/transfer.py.
 """
 
 from __future__ import annotations
@@ -146,7 +151,9 @@ def cross_validated_temperature(probs, y, n_folds: int = 5, seed: int = 0, n_bin
     (fitting and judging on the same clips always looks like a gain in NLL). Returns
     ``temperature`` (fitted on all clips: what a bundle would store), the out-of-fold mean NLL
     and ECE before and after (``nll_before``, ``nll_after``, ``ece_before``, ``ece_after``), and
-    ``helps``: True when the out-of-fold NLL drops. Use it on validation clips, never on test.
+    ``helps``: True when the out-of-fold NLL drops and the out-of-fold ECE does not rise
+    (``nll_after < nll_before`` and ``ece_after <= ece_before``). Use it on validation clips,
+    never on test.
     """
     probs, y = _check_probs(probs, y)
     if not 2 <= n_folds <= len(y):
@@ -247,8 +254,10 @@ def plot_reliability(probs, y, ax=None, title: str = "Reliability diagram", labe
            xlabel="confidence (top-class probability)",
            ylabel="accuracy")
     ax.set_aspect("equal")
-    ax.legend(loc="upper left", fontsize="small", title="marker area: clips per bin",
-              title_fontsize="x-small")
+    # below the axes: inside, the legend would hide bins of an under-confident curve (upper left)
+    # or of an over-confident one (lower right)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small",
+              title="marker area: clips per bin", title_fontsize="x-small")
     return ax
 
 
@@ -427,7 +436,8 @@ def synthetic_unlike(sample_rate: int = 22050, seconds: float = 3.0, seed: int =
 
     Use them to check that a detector flags the obvious; they are **not** a substitute for real
     unknown sounds (speech, other instruments, environmental recordings), which can look far
-    more like the training classes. Used in: tests/test_calibration.py, tests/test_predict.py.
+    more like the training classes. Used in: notebooks/10_shipping.ipynb (the detectors' check
+    on sounds no class describes); tests/test_calibration.py, tests/test_predict.py.
     """
     from helpers.acoustics import coloured_noise
 
