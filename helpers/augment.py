@@ -20,8 +20,10 @@ sequence of epochs.
 as JSON (notebook 04 writes its CutMix setting to ``results/best_cutmix.json``; notebook 08
 reads it through :func:`helpers.ablation.cutmix_setting`).
 
-Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb; helpers/training.py (every augmented
-training) and helpers/ablation.py (notebook 08).
+Used in: notebooks/04_cutmix.ipynb; helpers/training.py (every augmented training),
+helpers/protocol.py (:func:`helpers.protocol.load_recipe` rebuilds a saved recipe's
+augmentation: notebook 10 reads notebook 04's ``results/best_recipe.json`` with it) and
+helpers/ablation.py (:func:`helpers.ablation.cutmix_setting`, notebook 08).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class AugmentConfig:
     unmixed examples; α = 1: λ uniform). ``prob`` is the chance a batch is augmented.
     SpecAugment draws ``freq_masks`` bands of 0..``freq_mask_width`` mel bins and
     ``time_masks`` bands of 0..``time_mask_width`` frames per example.
-    Used in: notebooks/04_cutmix.ipynb, 05_tuning.ipynb, helpers/ablation.py (notebook 08).
+    Used in: notebooks/04_cutmix.ipynb; helpers/ablation.py (notebook 08), helpers/protocol.py
+    (:func:`helpers.protocol.load_recipe`, notebook 10), helpers/training.py.
     """
 
     kind: str = "none"
@@ -408,7 +411,8 @@ class StaticCutMix:
     The seed trained on the original plus its three copies together; here every epoch draws one
     of the ``copies + 1`` versions of each window (:class:`helpers.training.Versions`), so the
     static recipe gets the same number of training steps as every other recipe.
-    Used in: notebooks/04_cutmix.ipynb.
+    Used in: notebooks/04_cutmix.ipynb; helpers/protocol.py (:func:`helpers.protocol.load_recipe`,
+    notebook 10).
     """
 
     copies: int = 3

@@ -198,7 +198,9 @@ RESULT_COLUMNS: tuple[str, ...] = (
 def results_table(rows: list[dict], sort_by: str | None = None) -> pd.DataFrame:
     """One row per run, columns in :data:`RESULT_COLUMNS` order, then any others as seen.
 
-    ``sort_by``: a column to sort by, best (largest) first. Used in: helpers/ablation.py (notebook 08).
+    ``sort_by``: a column to sort by, best (largest) first. Used in: no notebook or helpers
+    module (the notebooks tabulate runs with :func:`helpers.protocol.summarise`); kept for
+    tabulating one's own runs and covered by tests/test_evaluation.py.
     """
     table = pd.DataFrame(rows)
     known = [c for c in RESULT_COLUMNS if c in table.columns]

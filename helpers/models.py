@@ -13,7 +13,9 @@ Layer-name contract (Grad-CAM, pruning and the ablation rely on it):
 Input: standardised feature windows of shape ``(n_bins, n_frames, 1)`` (mel bands or MFCC
 coefficients x time frames); the model does no normalisation of its own.
 Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_pruning.ipynb,
-07_cam.ipynb, 08_ablation.ipynb.
+07_cam.ipynb, 08_ablation.ipynb, 09_pretrained.ipynb, 10_shipping.ipynb; helpers/ablation.py,
+experiment.py, parallel.py, predict.py, protocol.py, pruning.py, transfer.py, tune_command.py,
+tuning.py.
 """
 
 from __future__ import annotations
@@ -142,8 +144,9 @@ def build_cnn(input_shape: tuple[int, int, int], n_classes: int, config: CNNConf
     [+ Dropout]; with no conv block the input is flattened. Compiled with Adam
     (``config.learning_rate``) and categorical cross-entropy on one-hot or soft targets
     (CutMix and mixup give soft labels), metric accuracy.
-    Returns a ``tf_keras.Model``. Used in: notebooks/05_tuning.ipynb, 08_ablation.ipynb, and every
-    training (helpers/experiment.py, protocol.py, parallel.py).
+    Returns a ``tf_keras.Model``. Used in: helpers/experiment.py, helpers/parallel.py and
+    helpers/protocol.py, so every CNN the notebooks train is built here; no notebook calls it
+    directly (notebook 03 introduces it by name).
     """
     import tf_keras as keras
 
@@ -254,9 +257,9 @@ def classical_models(seed: int) -> dict[str, Any]:
     """The classical baselines for clip-level MFCC summary statistics, keyed by display name.
 
     Each is ``make_pipeline(StandardScaler(), estimator)`` with ``predict_proba``, seeded, and
-    sized (trees, iterations) to fit quickly on one summary vector per clip; notebook 03 prints
-    each one's fitting time.
-    Used in: notebooks/03_baselines.ipynb.
+    sized (trees, iterations) to fit quickly on one summary vector per clip
+    (:func:`helpers.protocol.evaluate_clip_model` records each fit's time as ``train_seconds``).
+    Used in: notebooks/03_baselines.ipynb, 09_pretrained.ipynb.
     """
     from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -425,7 +428,7 @@ def save_bundle(
     ``.keras`` format without optimizer state (an uncompiled copy), which tf_keras 2.21 saves
     and reloads exactly, also after TF-MOT ``strip_pruning``. The write is atomic: everything goes to a temporary folder next to
     ``directory``, which then replaces any older bundle. Returns ``directory``.
-    Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb.
+    Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb, 10_shipping.ipynb.
     """
     directory = Path(directory)
     if not dataclasses.is_dataclass(feature_config) or isinstance(feature_config, type):

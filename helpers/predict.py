@@ -34,8 +34,11 @@ file was most of the time; ``batch_files=1`` keeps that old path measurable
 clip feature vectors). A new kind (say ``"transfer"``: musicnn embeddings + a scikit-learn head)
 needs one :class:`ClipModel` subclass and one entry there; batching, calibration, the detector
 and the CSV are shared.
-Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb (demo of the command), helpers/pruning.py,
-benchmarks/bench_predict.py, and by users.
+Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb and 10_shipping.ipynb (run the command in
+a fresh process), notebooks/09_pretrained.ipynb (:class:`CNNClips`, :class:`Predictor`,
+:func:`load_predictor`: the costs of prediction), notebooks/10_shipping.ipynb
+(:func:`cnn_clip_outputs`, :func:`load_predictor`); helpers/cli.py (the command),
+helpers/pruning.py (:class:`TFLiteModel`); benchmarks/bench_predict.py; and by users.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ the port against musicnn's TF1 graph on the same inputs.
 A clip's **embedding** pools per-patch outputs of one or more networks over the clip's patches
 (:class:`EmbeddingConfig`); :func:`clip_embeddings` computes them for a clip table through the
 project's one cache. TensorFlow and librosa are imported inside the functions, so importing this
-module stays cheap. Used in: notebooks/09_pretrained.ipynb.
+module stays cheap. Used in: notebooks/09_pretrained.ipynb, notebooks/10_shipping.ipynb
+(:func:`clip_embeddings`); helpers/transfer.py (:class:`EmbeddingConfig`,
+:class:`ClipEmbeddings`), helpers/predict.py (the ``"transfer"`` model kind).
 """
 
 from __future__ import annotations
@@ -238,7 +240,8 @@ def build_musicnn(name: str = "MTT_musicnn"):
 
     For VGG networks ``pool1`` .. ``pool5`` (batch, time, frequency, 128). Inference only: the
     model is frozen (batch norm uses its moving statistics) and dropout is left out. Use
-    :func:`load_musicnn` for the trained model. Used in: notebooks/09_pretrained.ipynb.
+    :func:`load_musicnn` for the trained model. Used in: :func:`load_musicnn` (so notebook 09,
+    through it); tests/test_pretrained.py.
     """
     import tf_keras as keras
 
@@ -615,7 +618,7 @@ def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
     several clips go through a model ``batch_patches`` at a time. Unreadable clips are skipped
     with one warning that counts them; they are listed in ``ClipEmbeddings.skipped``. Results
     are cached under a key of the config, the checkpoints and the clip list.
-    Used in: notebooks/09_pretrained.ipynb.
+    Used in: notebooks/09_pretrained.ipynb, notebooks/10_shipping.ipynb.
     """
     from helpers import cache
 

@@ -4,7 +4,10 @@ The checkpoint is always chosen on the validation split (early stopping with the
 restored); the test set is never seen during training. Same seed, same data -> same weights and
 history (op determinism is switched on).
 Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 07_cam.ipynb,
-08_ablation.ipynb.
+08_ablation.ipynb, 09_pretrained.ipynb, 10_shipping.ipynb (:class:`TrainConfig` in all of them,
+:func:`plot_history` in 03, :func:`predict_windows` in 07); helpers/parallel.py and
+helpers/experiment.py (every training), helpers/protocol.py, helpers/pruning.py, helpers/cam.py,
+helpers/augment.py, helpers/augment_audio.py, helpers/tune_command.py.
 """
 
 from __future__ import annotations

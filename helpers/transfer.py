@@ -19,7 +19,11 @@ Heads are fit with one BLAS/OpenMP thread (:data:`HEAD_THREADS`): the problems a
 hundred clips), so threads have little to share, and on a busy machine (other notebooks, other
 users) several BLAS threads per process made fitting many times slower in our runs; a fixed
 thread count also keeps the numbers identical on machines with different core counts.
-Used in: notebooks/09_pretrained.ipynb.
+Used in: notebooks/09_pretrained.ipynb (:class:`TransferHead`, :class:`TransferRecipe`,
+:func:`block_columns`, :func:`blocks_of`, :func:`cross_library_neighbours`,
+:func:`evaluate_transfer`, :func:`fit_head`), notebooks/10_shipping.ipynb (:class:`TransferRecipe`,
+:func:`evaluate_transfer`, :func:`fit_head`, :func:`head_arrays`, :func:`head_inputs`,
+:func:`save_transfer_bundle`); helpers/predict.py (the ``"transfer"`` model kind).
 """
 
 from __future__ import annotations
@@ -275,8 +279,8 @@ def fit_head(recipe: TransferRecipe, embeddings: ClipEmbeddings, clips_with_spli
 
     The labels are the class names (``pipeline.classes_``, sorted), so the fitted pipeline
     stands alone: ``pipeline.predict_proba(recipe.features(new_embeddings))``. Clips the
-    embedding skipped are left out. Used in: notebooks/09_pretrained.ipynb (the head's size); meant
-    for a model trained on both libraries (notebook 10).
+    embedding skipped are left out. Used in: notebooks/09_pretrained.ipynb (the head's size),
+    notebooks/10_shipping.ipynb (the head trained on both libraries, to ship).
     """
     from threadpoolctl import threadpool_limits
 
