@@ -191,5 +191,6 @@ def plot_ablation(summary: pd.DataFrame, ax=None, title: str | None = None):
 
 def stopped_by_budget(table: pd.DataFrame) -> pd.Series:
     """Per training (one row per run of ``Runs.table`` with one split): True when the epoch
-    budget, not early stopping, ended it (its best epoch was its last and it ran the budget)."""
-    return (table["epochs_run"] >= table["max_epochs"]) & (table["best_epoch"] >= table["epochs_run"])
+    budget, not early stopping, ended it (it ran all ``max_epochs`` epochs, whichever was its
+    best; the complement of :func:`helpers.protocol.summarise`'s ``stopped_early``)."""
+    return table["epochs_run"] >= table["max_epochs"]

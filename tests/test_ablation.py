@@ -113,9 +113,9 @@ def test_grid_table_and_plots_have_titles_labels_and_colour_bar():
 
 
 def test_stopped_by_budget_by_hand():
-    runs = pd.DataFrame({"best_epoch": [5, 10, 10, 3], "epochs_run": [9, 10, 10, 3],
-                         "max_epochs": [10, 10, 12, 10]})
-    # early stopping ended runs 0 and 3 (best before last, or stopped before the budget); run 1
-    # was still improving at the budget; run 2 peaked at its last epoch but below the budget
-    assert list(stopped_by_budget(runs)) == [False, True, False, False]
+    runs = pd.DataFrame({"best_epoch": [5, 10, 10, 3, 8], "epochs_run": [9, 10, 10, 3, 10],
+                         "max_epochs": [10, 10, 12, 10, 10]})
+    # early stopping ended runs 0, 2 and 3 before their budget; run 1 was still improving at the
+    # budget; run 4 peaked at epoch 8 but the budget of 10 came before the patience ran out
+    assert list(stopped_by_budget(runs)) == [False, True, False, False, True]
     assert np.isfinite(stopped_by_budget(runs).sum())
