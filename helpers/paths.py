@@ -30,17 +30,30 @@ def output_dir() -> Path:
     return Path(os.environ.get("HELPERS_OUTPUT_DIR", REPO_ROOT))
 
 
+_SET_FOR_PROFILE: str | None = None  # the HELPERS_OUTPUT_DIR that use_profile_output set, if any
+
+
 def use_profile_output(profile: str) -> Path | None:
     """Send a run with a profile other than ``"full"`` to ``<repo>/build/<profile>/`` (git-ignored)
-    unless ``HELPERS_OUTPUT_DIR`` already names a place, so that a quick smoke run never
+    unless the user's ``HELPERS_OUTPUT_DIR`` names a place, so that a quick smoke run never
     replaces the full run's figures, results and models. Sets ``HELPERS_OUTPUT_DIR`` for this
-    process and the processes it starts; returns the folder it chose, or None when it changed
-    nothing. Used in: helpers.chain (the chain and every notebook's ``apply_profile``).
+    process and the processes it starts; a later ``"full"`` run in the same process (a kernel
+    where a student switched back) takes it away again. Returns the folder a smoke run writes
+    to, or None when the output root is the repository or the user's.
+    Used in: helpers.chain (the chain and every notebook's ``apply_profile``).
     """
-    if profile == "full" or "HELPERS_OUTPUT_DIR" in os.environ:
+    global _SET_FOR_PROFILE
+    current = os.environ.get("HELPERS_OUTPUT_DIR")
+    ours = current is not None and current == _SET_FOR_PROFILE
+    if current is not None and not ours:
+        return None  # the user's choice wins
+    if profile == "full":
+        if ours:
+            del os.environ["HELPERS_OUTPUT_DIR"]
+            _SET_FOR_PROFILE = None
         return None
     folder = REPO_ROOT / "build" / profile
-    os.environ["HELPERS_OUTPUT_DIR"] = str(folder)
+    os.environ["HELPERS_OUTPUT_DIR"] = _SET_FOR_PROFILE = str(folder)
     return folder
 
 

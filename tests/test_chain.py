@@ -81,5 +81,8 @@ def test_a_smoke_run_never_writes_over_the_full_runs_outputs(monkeypatch, capsys
     assert output_dir() == REPO_ROOT / "build" / "smoke"
     assert os.environ["HELPERS_OUTPUT_DIR"] == str(REPO_ROOT / "build" / "smoke")  # workers inherit it
     assert "go to" in capsys.readouterr().out
+    apply_profile("full", {"epochs": 30})  # the student switches back in the same kernel
+    assert output_dir() == REPO_ROOT and "HELPERS_OUTPUT_DIR" not in os.environ
     monkeypatch.setenv("HELPERS_OUTPUT_DIR", "/somewhere/else")  # a place named by the user wins
     assert use_profile_output("smoke") is None and str(output_dir()) == "/somewhere/else"
+    assert use_profile_output("full") is None and str(output_dir()) == "/somewhere/else"
