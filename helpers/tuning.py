@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 import time
 import traceback
 import warnings
@@ -623,8 +624,8 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
     :data:`SCORE_LABEL`, right for a search over the cross-library directions; say
     "score: validation accuracy (clips)" for a search on one in-library set). The best trial is
     named by its ``trial_id``, as in the trials table and :func:`plot_best_so_far`.
-    A panel whose hyperparameter every trial shares (a range narrowed to one value) says so in
-    its title. Returns the array of axes used. Used in: notebooks/05_tuning.ipynb.
+    A panel whose hyperparameter every trial shares (a range narrowed to one value) is titled
+    "(fixed)". Returns the array of axes used. Used in: notebooks/05_tuning.ipynb.
     """
     import matplotlib.pyplot as plt
 
@@ -654,8 +655,8 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
         elif pd.api.types.is_integer_dtype(trials[name]) or name == "dropout":
             axis.set_xticks(values, [f"{v:g}" for v in values])  # the values drawn, on their grid
         axis.set_xlabel(_axis_label(name))
-        axis.set_ylabel(label)
-        axis.set_title(name if len(values) > 1 else f"{name} (the same in every trial)")
+        axis.set_ylabel(textwrap.fill(label, 24))  # a panel is short: the label on three lines
+        axis.set_title(name if len(values) > 1 else f"{name} (fixed)")
     if ax is None:  # the y axis is shared along each row: show its label in the first column only
         for k, axis in enumerate(axes[:len(names)]):
             axis.yaxis.label.set_visible(k % ncols == 0)

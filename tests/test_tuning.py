@@ -185,10 +185,10 @@ def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
     assert result.best_score == trials["score"].max()
     assert result.best_config == config_from_hp(FixedValues(result.best_hp), TINY_SPACE,
                                                 TINY_BASE)
-    assert plot_trials(trials)[0].get_ylabel() == "score: cross-library validation accuracy (clips)"
+    assert plot_trials(trials)[0].get_ylabel().replace("\n", " ") == "score: cross-library validation accuracy (clips)"
     # one in-library prepared set was searched: its score is in-library validation accuracy
     axes = plot_trials(trials, score_label="score: validation accuracy (clips)")
-    assert len(axes) == 5 and axes[0].get_ylabel() == "score: validation accuracy (clips)"
+    assert len(axes) == 5 and axes[0].get_ylabel().replace("\n", " ") == "score: validation accuracy (clips)"
     # 4 panels per row sharing y: its label shows in the first column only
     assert [a.yaxis.label.get_visible() for a in axes] == [True, False, False, False, True]
     assert label_problems(axes[0].figure) == []  # save_fig would accept it
