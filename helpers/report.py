@@ -18,6 +18,7 @@ budget was set on, re-measured on this machine (``benchmarks/bench_chain.py --an
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -44,8 +45,9 @@ KEY_FIGURES: tuple[tuple[str, str], ...] = (
                                "music, against the CNNs trained from scratch."),
     ("06_sparsity_sweep", "Notebook 06: what magnitude pruning costs as the share of zero weights "
                           "grows; validation chooses the sparsity, test only reports."),
-    ("07_cam_logmel_examples", "Notebook 07: Grad-CAM maps, where in time and frequency the CNN "
-                               "looks, for right and wrong predictions."),
+    ("07_cam_logmel_examples", "Notebook 07: the log-mel CNN's Grad-CAM maps for right and wrong "
+                               "predictions; the chapter's two sanity checks decide whether such "
+                               "maps show what the network uses."),
     ("08_ablation_bars", "Notebook 08: the ablation: fewer conv or dense layers, MFCC or log-mel "
                          "input, with or without CutMix, judged on cross-library validation."),
 )
@@ -62,8 +64,10 @@ def _score(entry: dict, column: str, metric: str) -> str:
     block = entry.get(column)
     if not isinstance(block, dict) or block.get(metric) is None:
         return "–"
-    std = block.get(f"{metric}_std") if entry.get("seeds", 1) > 1 else None
-    return _fmt(block[metric], std)
+    # the block's own spread: a model trained on both libraries is one run, but its cross-library
+    # block is its recipe's, over that recipe's seeds
+    std = block.get(f"{metric}_std")
+    return _fmt(block[metric], std if isinstance(std, (int, float)) and math.isfinite(std) else None)
 
 
 def _weights(entry: dict) -> str:
