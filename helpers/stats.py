@@ -19,7 +19,8 @@ term), so the differences cancel out how hard each clip is.
   needs both: the Holm-corrected p-value at most alpha AND a 95 % interval that excludes zero.
   "No detectable difference" is a finding, not a failure.
 
-Used in: notebooks 04, 05, 08, 09 and 10 (choices and verdicts on validation clips).
+Used in: notebooks 04, 05, 08, 09 and 10 (choices and verdicts on validation clips) and 07
+(the Grad-CAM deletion check: permutation_test, holm, p_text).
 """
 
 from __future__ import annotations
