@@ -43,7 +43,7 @@ sounds (speech, other instruments, environmental noise), on which a detector can
 Bundles store the temperature and the detector (``meta.json`` plus ``ood.npz`` beside it,
 :func:`helpers.models.save_bundle`); ``python -m helpers predict`` applies both.
 Used in: notebooks/10_shipping.ipynb (:class:`OODDetector`, :func:`apply_temperature`,
-:func:`cross_validated_temperature`, :func:`expected_calibration_error`,
+:func:`confidence_gap`, :func:`cross_validated_temperature`, :func:`expected_calibration_error`,
 :func:`plot_reliability`, :func:`synthetic_unlike`); helpers/predict.py (applies the temperature
 and the detector), helpers/models.py (stores and reads them in bundles), and, through
 helpers/models.py's bundle format, helpers/pruning.py and helpers/transfer.py.
@@ -225,6 +225,13 @@ def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
     table = reliability_table(probs, y, n_bins)
     used = table[table["count"] > 0]
     return float((used["count"] * used["gap"].abs()).sum() / used["count"].sum())
+
+
+def confidence_gap(probs, y) -> float:
+    """Mean confidence (top-class probability) minus accuracy over all clips: above 0 the model
+    is over-confident, below 0 under-confident (ECE says how far off, not which way)."""
+    probs = np.asarray(probs)
+    return float(probs.max(axis=1).mean() - (probs.argmax(axis=1) == np.asarray(y)).mean())
 
 
 DIAGONAL_LABEL = "perfect calibration"

@@ -14,6 +14,7 @@ from hypothesis import strategies as st  # noqa: E402
 from helpers.calibration import (  # noqa: E402
     OODDetector,
     apply_temperature,
+    confidence_gap,
     cross_validated_temperature,
     expected_calibration_error,
     fit_temperature,
@@ -99,6 +100,8 @@ def test_ece_by_hand_on_four_clips():
     by_hand = 1 / 4 * abs(1.0 - 0.5) + 3 / 4 * abs(2 / 3 - 2.3 / 3)
     assert expected_calibration_error(probs, y, n_bins=2) == pytest.approx(by_hand)
     assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([0])) == 0.0
+    # which way: mean confidence (0.9 + 0.8 + 0.6 + 0.5) / 4 = 0.7 against 3 of 4 right
+    assert confidence_gap(probs, y) == pytest.approx(0.7 - 0.75)
 
 
 def test_bad_inputs_are_refused_with_a_reason():
