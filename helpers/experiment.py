@@ -37,7 +37,7 @@ from helpers.paths import cache_dir
 RUN_CODE = ("helpers.training", "helpers.augment", "helpers.models:CNNConfig",
             "helpers.models:build_cnn", "helpers.models:_pool_size", "helpers.models:count_params",
             "helpers.parallel:run_train_job", "helpers.parallel:configure_threads",
-            "helpers.parallel:JOB_THREADS", "helpers.experiment:clip_probabilities",
+            "helpers.parallel:JOB_THREADS", "helpers.experiment:split_probabilities",
             "helpers.evaluation:aggregate_clips")
 
 
@@ -250,15 +250,34 @@ def train_cnn(prepared: Prepared, cnn_config, train_config, augment=None, varian
     return model_from(outcome, prepared, cnn_config), outcome.result
 
 
-def clip_probabilities(model, prepared: Prepared, split: str = "test") -> np.ndarray:
-    """Clip probabilities ``(n_clips, n_classes)`` of a split, windows averaged per clip."""
+def split_probabilities(model, prepared: Prepared, splits) -> dict[str, np.ndarray]:
+    """Clip probabilities ``{split: (n_clips, n_classes)}`` of several splits, windows averaged
+    per clip.
+
+    The windows of all ``splits`` go through the network in ONE ``predict`` call: each call
+    sets up its own input pipeline, which costs more than scoring a split of the demo
+    (``benchmarks/bench_job_overhead.py`` times both). A window's probabilities do not
+    depend on the other windows of its batch, so the result is the same as one call per split.
+    """
     from helpers.evaluation import aggregate_clips
     from helpers.training import predict_windows
 
-    fs = prepared.splits[split]
-    clip_ids, probs = aggregate_clips(predict_windows(model, fs.X), fs.clip_ids)
-    assert list(clip_ids) == list(fs.clips["fname"]), "clip order differs from the clip table"
-    return probs
+    sets = [prepared.splits[split] for split in splits]
+    if not sets:
+        return {}
+    window_probs = predict_windows(model, np.concatenate([fs.X for fs in sets]))
+    out, start = {}, 0
+    for split, fs in zip(splits, sets):
+        stop = start + len(fs.X)
+        clip_ids, out[split] = aggregate_clips(window_probs[start:stop], fs.clip_ids)
+        assert list(clip_ids) == list(fs.clips["fname"]), "clip order differs from the clip table"
+        start = stop
+    return out
+
+
+def clip_probabilities(model, prepared: Prepared, split: str = "test") -> np.ndarray:
+    """Clip probabilities ``(n_clips, n_classes)`` of a split, windows averaged per clip."""
+    return split_probabilities(model, prepared, (split,))[split]
 
 
 def score(model, prepared: Prepared, split: str = "test") -> dict:

@@ -122,7 +122,7 @@ def run_train_job(job: TrainJob) -> TrainOutcome:
     configure_threads()
     import tf_keras as keras
 
-    from helpers.experiment import clip_probabilities
+    from helpers.experiment import split_probabilities
     from helpers.models import build_cnn, count_params
     from helpers.training import fit, set_seed
 
@@ -133,8 +133,8 @@ def run_train_job(job: TrainJob) -> TrainOutcome:
     X_val, y_val = prepared.xy("val")
     result = fit(model, X_train, y_train, X_val, y_val, len(prepared.classes), job.train,
                  augment=job.augment, variants=job.variants)
-    probs = {split: clip_probabilities(model, prepared, split).astype(np.float32)
-             for split in job.splits}
+    probs = {split: p.astype(np.float32)
+             for split, p in split_probabilities(model, prepared, job.splits).items()}
     outcome = TrainOutcome(weights=model.get_weights(), result=result, probs=probs,
                            params=count_params(model))
     keras.backend.clear_session()

@@ -126,3 +126,22 @@ def test_the_run_key_follows_the_training_code_not_unrelated_code(tiny_prepared,
     monkeypatch.setattr(inspect, "getsource", changed_source)
     assert run_key(_job(tiny_prepared())) != base
     assert experiment.run_code_digest() != base
+
+
+def test_scoring_all_splits_in_one_call_equals_one_call_per_split(tiny_prepared):
+    """split_probabilities predicts the windows of every split together; each split's clip
+    probabilities are exactly those of predicting that split alone, in its clip order."""
+    from helpers.evaluation import aggregate_clips
+    from helpers.experiment import split_probabilities
+    from helpers.training import predict_windows
+
+    prepared = tiny_prepared()
+    model, _ = train_cnn(prepared, TINY, TRAIN)
+    together = split_probabilities(model, prepared, ("test", "train", "val"))
+    assert list(together) == ["test", "train", "val"]
+    for split, probs in together.items():
+        fs = prepared.splits[split]
+        ids, alone = aggregate_clips(predict_windows(model, fs.X), fs.clip_ids)
+        assert list(ids) == list(fs.clips["fname"])
+        np.testing.assert_array_equal(probs, alone)
+    assert split_probabilities(model, prepared, ()) == {}
