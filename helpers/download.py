@@ -29,6 +29,7 @@ import hashlib
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -257,7 +258,16 @@ def _fetch_one(root: Path, key: str, verify: bool) -> None:
         return
     name = archive_name(key)
     zip_path = download_archive(name, root / DOWNLOAD_DIR, verify)
-    unpack_archive(zip_path, root, archive_folder(key))
+    try:
+        unpack_archive(zip_path, root, archive_folder(key))
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # damaged: not a zip, cut short, bad CRC
+        zip_path.unlink(missing_ok=True)  # else the next run would reuse it (unverified) and fail again
+        raise DownloadError(
+            f"{name}: {zip_path} is not a readable zip archive ({err}); it was deleted and "
+            "nothing was unpacked. Rerun to download it again"
+            + ("" if verify else " (with the MD5 check on, a damaged download is caught earlier)")
+            + "."
+        ) from err
     checked = REGISTRY[name] if verify else "md5 not checked"
     atomic_write_text(_stamp(root, key), f"{name} {checked}\n")
     zip_path.unlink()  # saves ~4.6 GiB; the stamp now records the archive as done

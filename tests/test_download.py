@@ -141,12 +141,24 @@ def leftovers(root: Path) -> list[str]:
     )
 
 
-def test_registry_matches_zenodo_record(monkeypatch):
+# The archive facts this project was given (a third-party loader's record of the Zenodo
+# archives' MD5 sums, not verified against Zenodo from here; helpers/download.py says so).
+RECORDED_MD5 = {
+    "FSDKaggle2018.audio_train.zip": "a8b47ff4b52022c178f88fa5c6f080d0",
+    "FSDKaggle2018.audio_test.zip": "f85c8665c3fc39311ea1b748e194a81d",
+    "FSDKaggle2018.meta.zip": "f16828ac8be0e5285b9175a12f90d784",
+    "FSDKaggle2018.doc.zip": "4f2d1ac88f33a62f9db3108b269ee1b7",
+}
+
+
+def test_registry_holds_the_recorded_archives_and_md5s(monkeypatch):
+    """URLs follow the Zenodo record's pattern and the registry checks each archive against
+    its recorded MD5 (a typo there would reject every real download)."""
     monkeypatch.delenv("FSDKAGGLE2018_URL", raising=False)
     assert download.archive_url("FSDKaggle2018.meta.zip") == (
         "https://zenodo.org/record/2552860/files/FSDKaggle2018.meta.zip?download=1"
     )
-    assert download.REGISTRY["FSDKaggle2018.meta.zip"] == "md5:f16828ac8be0e5285b9175a12f90d784"
+    assert download.REGISTRY == {name: f"md5:{md5}" for name, md5 in RECORDED_MD5.items()}
     assert sorted(download.REGISTRY) == sorted(archive_name(k) for k in download.ARCHIVES)
     with pytest.raises(ValueError, match="audio_train"):
         archive_name("audio")
@@ -232,6 +244,40 @@ def test_raising_downloader_leaves_nothing_and_retry_succeeds(served, tmp_path, 
     for path in served.folder.glob("*.zip"):
         monkeypatch.setitem(download.REGISTRY, path.name, "md5:" + md5_of(path))
     fetch_fsdkaggle2018(root, archives=("meta",))
+    assert (root / META_DIR / TRAIN_CSV).is_file()
+
+
+def _damage(path: Path, how: str) -> None:
+    """Make ``path`` an unreadable archive: not a zip at all, or a zip whose member data no
+    longer matches its CRC (the file list still reads)."""
+    if how == "not a zip":
+        path.write_bytes(b"<html>Service unavailable</html>")
+        return
+    data = bytearray(path.read_bytes())
+    header = data.index(b"PK\x03\x04")  # the first member: 30-byte header + name, then data
+    start = header + 30 + int.from_bytes(data[header + 26:header + 28], "little") \
+        + int.from_bytes(data[header + 28:header + 30], "little")
+    data[start:start + 8] = bytes(b ^ 0xFF for b in data[start:start + 8])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["not a zip", "bad CRC"])
+def test_a_damaged_archive_is_named_deleted_and_fetched_again(served, tmp_path, monkeypatch, how):
+    """An archive that downloads whole but does not unzip (its MD5 matches a damaged file, or
+    the check is off) gets a message naming it, leaves nothing behind, and is not reused."""
+    name = archive_name("meta")
+    good = (served.folder / name).read_bytes()
+    _damage(served.folder / name, how)
+    monkeypatch.setitem(download.REGISTRY, name, "md5:" + md5_of(served.folder / name))
+    root = tmp_path / "fsd"
+    with pytest.raises(DownloadError, match=rf"{name}: .* is not a readable zip archive") as err:
+        fetch_fsdkaggle2018(root, archives=("meta",))
+    assert "deleted" in str(err.value) and "Rerun" in str(err.value)
+    assert leftovers(root) == []
+    (served.folder / name).write_bytes(good)  # the server has a good copy again
+    monkeypatch.setitem(download.REGISTRY, name, "md5:" + md5_of(served.folder / name))
+    fetch_fsdkaggle2018(root, archives=("meta",))
+    assert served.requests == [name, name]  # downloaded again, not taken from the first try
     assert (root / META_DIR / TRAIN_CSV).is_file()
 
 
