@@ -7,7 +7,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -118,4 +117,4 @@ def test_stopped_by_budget_by_hand():
     # early stopping ended runs 0, 2 and 3 before their budget; run 1 was still improving at the
     # budget; run 4 peaked at epoch 8 but the budget of 10 came before the patience ran out
     assert list(stopped_by_budget(runs)) == [False, True, False, False, True]
-    assert np.isfinite(stopped_by_budget(runs).sum())
+    assert stopped_by_budget(runs).dtype == bool

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -51,13 +51,21 @@ def test_a_log_gets_a_few_whole_lines_not_carriage_return_frames():
 
 
 def test_a_slow_loop_prints_one_line_per_interval(monkeypatch):
+    """12 items, 0.05 s each on a clock the test moves (no sleeping, so no timing luck): with
+    a line at most every 0.2 s, the log gets the first line, one per 0.2 s and the last."""
+    import tqdm.std
+
+    now = [1000.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
     monkeypatch.setattr(progress_module, "LOG_SECONDS", 0.2)
     log = io.StringIO()
     for _ in progress(range(12), desc="slow", file=log):
-        time.sleep(0.05)  # 0.6 s in all: a line every 0.2 s, not one per item
+        now[0] += 0.05
     lines = log.getvalue().splitlines()
-    assert 3 <= len(lines) <= 7, lines
-    assert "12/12" in lines[-1] and "\r" not in log.getvalue()
+    # the first line, then the first item at least 0.2 s after the last line (5: 0.25 s,
+    # 10: 0.5 s), then the final line
+    assert [re.search(r"\d+/12", line).group() for line in lines] == ["0/12", "5/12", "10/12", "12/12"]
+    assert "\r" not in log.getvalue()
 
 
 def test_manual_bar_postfix_waits_for_the_next_line():
@@ -80,9 +88,11 @@ def test_terminal_bar_updates_in_place():
 def test_off_and_disable_print_nothing(monkeypatch):
     log = io.StringIO()
     assert sum(progress(range(10), file=log, disable=True)) == 45
-    monkeypatch.setenv("HELPERS_PROGRESS", "off")
-    assert sum(progress(range(10), file=Terminal())) == 45
     assert log.getvalue() == ""
+    monkeypatch.setenv("HELPERS_PROGRESS", "off")
+    terminal = Terminal()
+    assert sum(progress(range(10), file=terminal)) == 45
+    assert terminal.getvalue() == ""
 
 
 def test_line_writer_drops_blank_frames_and_repeats():

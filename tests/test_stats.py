@@ -58,6 +58,8 @@ def test_verdict_wording_follows_the_corrected_result():
     assert table.loc["q1", "verdict"] == "B better than A"
     assert table.loc["q2", "verdict"] == "no detectable difference"
     assert table.loc["q2", "p_holm"] == pytest.approx(0.06)
+    assert table.loc["q3", "p_holm"] == pytest.approx(0.5)  # largest of 3: 0.5 x 1, kept monotone
+    assert table.loc["q3", "verdict"] == "no detectable difference"
 
 
 def test_no_verdict_when_the_seed_and_clip_interval_includes_zero():
