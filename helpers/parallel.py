@@ -22,7 +22,8 @@ Executors, chosen by :func:`get_executor`:
 Per-clip audio work (features, waveform augmentation, perturbed test audio) goes to the same
 local pool through :func:`map_clips`.
 
-Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), helpers.features,
+Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), helpers.pruning
+(:func:`helpers.pruning.sweep`), helpers.features,
 helpers.perturb, helpers.augment_audio, notebooks 03, 04, 08.
 """
 

@@ -42,6 +42,10 @@ TFLITE_MODES: tuple[str, ...] = ("float", "dynamic", "int8")
 PRUNABLE_LAYERS: tuple[str, ...] = ("Conv2D", "Dense")  # layer classes whose kernels are pruned
 
 
+class PruningWarning(UserWarning):
+    """The fine-tuning did not reach its target sparsity (see :func:`prune_model`)."""
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     """How :func:`prune_model` prunes and fine-tunes.
@@ -257,7 +261,8 @@ def prune_model(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarr
     measured = sparsity(pruned)
     if measured < config.target_sparsity - 0.02:
         warnings.warn(f"pruning reached sparsity {measured:.3f}, target "
-                      f"{config.target_sparsity:.3f}: check the schedule {schedule}", stacklevel=2)
+                      f"{config.target_sparsity:.3f}: check the schedule {schedule}",
+                      PruningWarning, stacklevel=2)
     info = {
         "target_sparsity": config.target_sparsity,
         "sparsity": measured,
@@ -591,34 +596,86 @@ def _row(name: str, target: float, model, prepared) -> dict:
             "val_map_at_3": val["map_at_3"]}
 
 
+@dataclass(frozen=True)
+class PruneJob:
+    """One fine-tuning of :func:`sweep`, sent to a worker process: the trained network
+    (``model_json`` and ``weights``), the windows, the settings and the seed."""
+
+    model_json: str
+    weights: list
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+    config: PruneConfig
+    seed: int = 0
+
+
+def run_prune_job(job: PruneJob) -> tuple[list, dict, list[str]]:
+    """:func:`prune_model` in a worker process (one TensorFlow thread, like every training
+    job): the pruned network's weights (wrappers stripped), its ``info``, and the messages of
+    any :class:`PruningWarning` (to be raised again where the sweep runs)."""
+    from helpers.parallel import configure_threads
+
+    configure_threads()
+    import tf_keras as keras
+
+    model = keras.models.model_from_json(job.model_json)
+    model.set_weights(job.weights)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PruningWarning)
+        pruned, info = prune_model(model, job.X_train, job.y_train, job.X_val, job.y_val,
+                                   job.n_classes, job.config, seed=job.seed)
+    weights = pruned.get_weights()
+    keras.backend.clear_session()
+    return weights, info, [str(w.message) for w in caught if issubclass(w.category, PruningWarning)]
+
+
 def sweep(model, prepared, sparsities: Sequence[float], config: PruneConfig, seed: int = 0,
-          progress: bool = True):
+          progress: bool = True, executor=None):
     """Prune ``model`` to each target sparsity and score it (clip level, test and val).
 
     ``prepared`` is a :class:`helpers.experiment.Prepared`; ``config.target_sparsity`` is
     replaced by each entry of ``sparsities`` (0.0 = the same fine-tuning without pruning, a
-    fair reference). The first row (``model == "dense"``) is ``model`` as given.
+    fair reference). The fine-tunings do not depend on each other, so they run side by side
+    as jobs (:class:`PruneJob`) on ``executor`` (default :func:`helpers.parallel.get_executor`);
+    each job runs with one TensorFlow thread, so its numbers do not depend on the executor.
+    The first row (``model == "dense"``) is ``model`` as given.
     Returns ``(table, models)``: a DataFrame with one row per model (``target_sparsity``,
     measured ``sparsity``, ``nonzero``, ``params``, ``gzip_bytes``, ``accuracy``, ``macro_f1``,
     ``map_at_3``, ``val_accuracy``, ``val_map_at_3``, ``seconds``) and ``{target: pruned model}``.
     """
     from dataclasses import replace
 
+    import tf_keras as keras
+
+    from helpers.parallel import get_executor
+    from helpers.progress import progress as progress_bar
+
     X_train, y_train = prepared.xy("train")
     X_val, y_val = prepared.xy("val")
+    targets = [float(t) for t in sparsities]
+    jobs = [PruneJob(model.to_json(), model.get_weights(), X_train, y_train, X_val, y_val,
+                     len(prepared.classes), replace(config, target_sparsity=t), seed)
+            for t in targets]
+    executor = executor or get_executor()
+    futures = [executor.submit(run_prune_job, job) for job in jobs]
     rows = [{**_row("dense", float("nan"), model, prepared), "seconds": 0.0}]
     models = {}
-    targets = list(sparsities)
-    if progress:
-        from helpers.progress import progress as progress_bar
-
-        targets = progress_bar(targets, desc="pruning sweep")
-    for target in targets:
-        pruned, info = prune_model(model, X_train, y_train, X_val, y_val, len(prepared.classes),
-                                   replace(config, target_sparsity=float(target)), seed=seed)
-        rows.append({**_row(f"pruned {target:.0%}", float(target), pruned, prepared),
-                     "seconds": info["seconds"]})
-        models[float(target)] = pruned
+    with progress_bar(total=len(futures), desc="pruning sweep", unit="model",
+                      disable=not progress) as bar:
+        for target, future in zip(targets, futures):
+            weights, info, messages = future.result()
+            for message in messages:
+                warnings.warn(message, PruningWarning, stacklevel=2)
+            pruned = keras.models.clone_model(model)  # the stripped network has its layers
+            pruned.set_weights(weights)
+            _compile(pruned, config.learning_rate)
+            rows.append({**_row(f"pruned {target:.0%}", target, pruned, prepared),
+                         "seconds": info["seconds"]})
+            models[target] = pruned
+            bar.update()
     return pd.DataFrame(rows), models
 
 

@@ -22,6 +22,7 @@ from helpers.predict import load_predictor, predict_paths  # noqa: E402
 from helpers.pruning import (  # noqa: E402
     Goals,
     PruneConfig,
+    PruningWarning,
     assert_sparsity,
     check_goals,
     compare_latency,
@@ -265,6 +266,45 @@ def test_sweep_scores_each_sparsity_and_plots(trained):
     assert ax.get_title() and "sparsity" in ax.get_xlabel() and ax.get_ylabel()
     assert len(ax.get_lines()) == 4  # two metrics, pruned and dense
     plt.close("all")
+
+
+def test_sweep_gives_the_same_models_on_one_worker_or_two(trained):
+    """Each fine-tuning is a job with one TensorFlow thread, so where it runs changes nothing."""
+    from helpers.parallel import local_pool
+
+    prepared = _prepared()
+    config = PruneConfig(target_sparsity=0.0, fine_tune_epochs=2, batch_size=8)
+    one, one_models = sweep(trained[0], prepared, [0.5, 0.8], config, progress=False,
+                            executor=local_pool(1))
+    two, two_models = sweep(trained[0], prepared, [0.5, 0.8], config, progress=False,
+                            executor=local_pool(2))
+    # the saved file carries its save time, so its compressed size may differ by a few bytes
+    varying = ["seconds", "gzip_bytes"]
+    pd.testing.assert_frame_equal(one.drop(columns=varying), two.drop(columns=varying))
+    np.testing.assert_allclose(one["gzip_bytes"], two["gzip_bytes"], rtol=1e-3)
+    for target in (0.5, 0.8):
+        for a, b in zip(one_models[target].get_weights(), two_models[target].get_weights(),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_sweep_raises_a_workers_pruning_warning_where_it_runs(trained):
+    """A fine-tuning that misses its target warns in the worker; the sweep says so here."""
+    from concurrent.futures import Executor, Future
+
+    model = trained[0]
+
+    class Canned(Executor):  # answers every job as a worker whose schedule fell short would
+        def submit(self, fn, *args, **kwargs):
+            future = Future()
+            future.set_result((model.get_weights(), {"seconds": 1.0},
+                               ["pruning reached sparsity 0.100, target 0.800"]))
+            return future
+
+    config = PruneConfig(target_sparsity=0.0, fine_tune_epochs=1, batch_size=8)
+    with pytest.warns(PruningWarning, match="reached sparsity 0.100, target 0.800"):
+        table, _ = sweep(model, _prepared(), [0.8], config, progress=False, executor=Canned())
+    assert list(table["model"]) == ["dense", "pruned 80%"]
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
