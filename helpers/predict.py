@@ -343,10 +343,14 @@ class TransferClips(ClipModel):
         return len(inputs)
 
     def predict(self, inputs: Sequence[np.ndarray], features: bool = False) -> ClipOutputs:
+        """Each clip's patches go through the networks in a call of their own: a patch's
+        embedding differs in its last float digits with its place in a batch (oneDNN), so
+        batching clips together would let a file's result depend on the files beside it."""
         from helpers.pretrained import embed_patches
         from helpers.transfer import head_inputs, head_probabilities
 
-        X = embed_patches(list(inputs), self.recipe.embedding, self.batch_patches)[:, self.recipe.columns()]
+        X = np.concatenate([embed_patches([patches], self.recipe.embedding, self.batch_patches)
+                            for patches in inputs])[:, self.recipe.columns()]
         return ClipOutputs(head_probabilities(self.arrays, X),
                            head_inputs(self.arrays, X) if features else None)
 

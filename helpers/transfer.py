@@ -5,8 +5,8 @@ to name our instruments; their intermediate layers, pooled over a clip, still de
 Transfer learning here keeps those networks **frozen** and trains only a small *head* on the
 clip embeddings:
 
-* :class:`TransferHead`: the classifier, a scikit-learn pipeline (standardise, then logistic
-  regression or a one-hidden-layer MLP), seeded;
+* :class:`TransferHead`: the classifier, a scikit-learn pipeline (drop the columns that barely
+  vary, standardise, then logistic regression or a one-hidden-layer MLP), seeded;
 * :class:`TransferRecipe`: everything that defines a transfer model except the data and the
   seed: the embedding (:class:`helpers.pretrained.EmbeddingConfig`), the head, and which
   blocks of the embedding the head reads (e.g. the MTT network's only);
@@ -41,13 +41,21 @@ from helpers.splits import SCORED_SPLITS
 
 HEAD_KINDS: tuple[str, ...] = ("logistic", "mlp")
 HEAD_THREADS = 1  # BLAS/OpenMP threads while a head is fit (see the module docstring)
+# An embedding column whose spread over the training clips is at most this barely moves: a unit
+# of the network that our clips (nearly) never activate. Many are exactly constant; others
+# differ only in float rounding, which changes with a patch's place in a batch (oneDNN).
+# Standardising such a column would blow that rounding up to whole standard deviations, so the
+# heads, the distance detector and the neighbour test leave these columns out.
+MIN_STD = 1e-3
 
 Block = tuple[str, str, str]  # (model, output, statistic), as in EmbeddingConfig.blocks()
 
 
 @dataclass(frozen=True)
 class TransferHead:
-    """The classifier on top of the embeddings: ``StandardScaler`` then ``kind``.
+    """The classifier on top of the embeddings: ``VarianceThreshold`` (drops the columns whose
+    standard deviation over the training clips is at most :data:`MIN_STD`), ``StandardScaler``,
+    then ``kind``.
 
     * ``"logistic"``: multinomial logistic regression; ``C`` is the inverse strength of its L2
       penalty (smaller ``C``: simpler model). It is convex and fit by L-BFGS, so the seed
@@ -85,6 +93,7 @@ class TransferHead:
 
     def make(self, seed: int = 0):
         """An unfitted scikit-learn pipeline (``fit``, ``predict_proba``), seeded by ``seed``."""
+        from sklearn.feature_selection import VarianceThreshold
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -99,7 +108,7 @@ class TransferHead:
                              max_iter=self.max_iter, early_stopping=True,
                              validation_fraction=self.validation_fraction,
                              n_iter_no_change=self.patience, random_state=int(seed))
-        return make_pipeline(StandardScaler(), classifier)
+        return make_pipeline(VarianceThreshold(MIN_STD ** 2), StandardScaler(), classifier)
 
     def describe(self) -> str:
         """One sentence generated from the fields (for notebooks)."""
@@ -300,11 +309,12 @@ HEAD_FILE = "head.npz"  # a transfer bundle's head as arrays (no pickle), beside
 
 
 def head_arrays(pipeline) -> dict[str, np.ndarray]:
-    """A fitted head (:meth:`TransferHead.make` + fit) as plain arrays: the standardiser's
-    ``mean``/``scale`` and the classifier's weights (``coef``/``intercept`` for logistic
-    regression, ``coef_0.., intercept_0..`` per layer for the MLP), plus ``classes``."""
-    scaler, classifier = pipeline[0], pipeline[-1]
-    arrays = {"mean": scaler.mean_, "scale": scaler.scale_,
+    """A fitted head (:meth:`TransferHead.make` + fit) as plain arrays: ``keep`` (the columns
+    it reads), the standardiser's ``mean``/``scale`` and the classifier's weights
+    (``coef``/``intercept`` for logistic regression, ``coef_0.., intercept_0..`` per layer for
+    the MLP), plus ``classes``."""
+    selector, scaler, classifier = pipeline[0], pipeline[-2], pipeline[-1]
+    arrays = {"keep": selector.get_support(), "mean": scaler.mean_, "scale": scaler.scale_,
               "classes": np.asarray(classifier.classes_).astype(str)}
     if hasattr(classifier, "coefs_"):
         for i, (w, b) in enumerate(zip(classifier.coefs_, classifier.intercepts_)):
@@ -315,8 +325,12 @@ def head_arrays(pipeline) -> dict[str, np.ndarray]:
 
 
 def head_inputs(arrays: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    """The standardised head input ``(X - mean) / scale`` (what a distance detector scores)."""
-    return (np.asarray(X, np.float64) - arrays["mean"]) / arrays["scale"]
+    """The standardised head input ``(X[:, keep] - mean) / scale`` (what a distance detector
+    scores); a head saved without ``keep`` reads every column."""
+    X = np.asarray(X, np.float64)
+    if "keep" in arrays:
+        X = X[:, np.asarray(arrays["keep"], bool)]
+    return (X - arrays["mean"]) / arrays["scale"]
 
 
 def head_probabilities(arrays: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
@@ -370,7 +384,8 @@ def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:
     """Share of clips whose nearest neighbour **in another library** has the same label.
 
     A one-nearest-neighbour classifier trained on the other libraries' clips: features ``X``
-    ``(n_clips, d)`` are standardised (over all clips) and compared by cosine similarity.
+    ``(n_clips, d)`` are standardised (over all clips; columns that barely vary, see
+    :data:`MIN_STD`, are left out) and compared by cosine similarity.
     It asks of a representation whether a class sounds alike across sample libraries, with
     nothing trained on top. Used in: notebooks/09_pretrained.ipynb.
     """
@@ -381,7 +396,9 @@ def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:
                          f"{len(labels)}, {len(libraries)}")
     if len(np.unique(libraries)) < 2:
         raise ValueError("cross_library_neighbours needs clips of at least two libraries")
-    Z = (X - X.mean(0)) / np.maximum(X.std(0), 1e-12)
+    spread = X.std(0)
+    varying = spread > MIN_STD  # see MIN_STD: constant and rounding-only columns say nothing
+    Z = (X[:, varying] - X[:, varying].mean(0)) / spread[varying]
     Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
     similarity = Z @ Z.T
     similarity[libraries[:, None] == libraries[None, :]] = -np.inf

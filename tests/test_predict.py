@@ -346,6 +346,25 @@ def test_a_transfer_bundle_predicts_with_the_pretrained_networks(transfer_bundle
 
 
 @pytest.mark.slow
+def test_a_transfer_model_gives_a_file_the_same_result_whatever_files_run_beside_it(
+        transfer_bundle, write_tone):
+    """musicnn's embedding of a patch changes in its last float digits with the patch's place
+    in a batch, so the transfer kind embeds each clip on its own: one call per file and many
+    files per call print the same probabilities, and a copy of a file gets the same row."""
+    from helpers.predict import load_predictor
+
+    folder, _ = transfer_bundle
+    files = [write_tone(f"t/{i}.wav", seconds=s, freq=f)
+             for i, (s, f) in enumerate([(2.0, 330.0), (7.0, 440.0), (4.0, 523.0), (2.0, 330.0)])]
+    per_file = [r.probs for r in load_predictor(folder, batch_files=1).iter_files(files)]
+    together = [r.probs for r in load_predictor(folder).iter_files(files)]
+    # equal up to the last bits of the float64 head (its matrix product blocks by row count)
+    for a, b in zip(per_file, together, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(together[0], together[3], rtol=1e-12, atol=1e-15)  # a copy, elsewhere
+
+
+@pytest.mark.slow
 def test_an_ensemble_averages_its_members(bundle, transfer_bundle, tmp_path, write_tone):
     import shutil
 

@@ -158,8 +158,8 @@ def test_fit_head_trains_on_the_training_clips_only(data):
     recipe = TransferRecipe("MTT", CONFIG, LOGISTIC, blocks=blocks_of(CONFIG, models=["MTT_musicnn"]))
     model = fit_head(recipe, emb, clips, seed=0)
     assert list(model.classes_) == CLASSES
-    assert model[0].n_samples_seen_ == (clips["split"] == "train").sum()
-    assert model[-1].n_features_in_ == 50
+    assert model[-2].n_samples_seen_ == (clips["split"] == "train").sum()  # the standardiser
+    assert model[0].n_features_in_ == 50  # the MTT blocks' columns, before the varying ones are kept
     test = emb.select((emb.clips["split"] == "test").to_numpy())
     accuracy = (model.predict(recipe.features(test)) == test.clips["label"]).mean()
     assert accuracy > 0.9
@@ -183,10 +183,11 @@ def test_recipe_round_trips_through_json_and_validates():
             TransferHead(**bad)
 
 
-def test_make_returns_an_unfitted_standardising_pipeline():
+def test_make_returns_an_unfitted_selecting_standardising_pipeline():
     for head in (LOGISTIC, MLP):
         pipe = head.make(3)
-        assert pipe.steps[0][0] == "standardscaler" and hasattr(pipe, "predict_proba")
+        assert [name for name, _ in pipe.steps[:2]] == ["variancethreshold", "standardscaler"]
+        assert hasattr(pipe, "predict_proba")
         assert not hasattr(pipe[-1], "classes_")
         assert pipe[-1].random_state == 3
 
@@ -203,6 +204,9 @@ def test_cross_library_neighbours_finds_a_class_across_libraries():
     assert cross_library_neighbours(X, ["a", "b", "a", "b"], ["A", "A", "B", "B"]) == 0.5
     with pytest.raises(ValueError, match="two libraries"):
         cross_library_neighbours(emb.X, labels, ["A"] * len(labels))
+    # columns that only carry rounding noise (a unit the clips never activate) change nothing
+    rounding = np.random.default_rng(2).normal(scale=1e-7, size=(len(labels), 200))
+    assert cross_library_neighbours(np.hstack([emb.X, rounding]), labels, libraries) == 1.0
 
 
 def test_logistic_head_does_not_depend_on_the_seed(data):
@@ -225,3 +229,25 @@ def test_the_head_as_arrays_gives_the_pipelines_probabilities(head):
     arrays = head_arrays(pipeline)
     np.testing.assert_allclose(head_probabilities(arrays, X), pipeline.predict_proba(X), atol=1e-10)
     assert list(arrays["classes"]) == ["a", "b", "c"]
+
+
+def test_columns_that_barely_vary_are_left_out_so_rounding_cannot_move_a_prediction():
+    """A column whose spread over the training clips is at most MIN_STD (a unit the clips never
+    activate, here constant up to float rounding) is dropped: rounding noise of the size
+    batching causes (~1e-6) then moves neither the probabilities nor the detector's inputs."""
+    from helpers.transfer import MIN_STD, head_arrays, head_inputs, head_probabilities
+
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c"])[np.arange(60) % 3]
+    informative = rng.normal(size=(60, 4)) + (np.arange(60) % 3)[:, None]
+    dead = 0.5 + rng.normal(scale=1e-9, size=(60, 3))  # constant up to rounding
+    pipeline = LOGISTIC.make(0).fit(np.hstack([informative, dead]), y)
+    arrays = head_arrays(pipeline)
+    assert list(arrays["keep"]) == [True] * 4 + [False] * 3
+    assert arrays["mean"].shape == arrays["scale"].shape == (4,) and arrays["scale"].min() > MIN_STD
+    X = np.hstack([informative, dead])
+    jittered = X + np.hstack([np.zeros((60, 4)), rng.normal(scale=1e-6, size=(60, 3))])
+    np.testing.assert_array_equal(head_inputs(arrays, jittered), head_inputs(arrays, X))
+    np.testing.assert_array_equal(head_probabilities(arrays, jittered), head_probabilities(arrays, X))
+    old_bundle = {k: v for k, v in arrays.items() if k != "keep"}  # saved before `keep` existed
+    assert head_inputs(old_bundle, X[:, :4]).shape == (60, 4)
