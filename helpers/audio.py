@@ -26,8 +26,10 @@ class AudioError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode ``path`` as it is: ``(samples (n, channels) float32 in [-1, 1], sample rate)``."""
+def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``path`` as it is: ``(samples (n, channels) float32 in [-1, 1], sample rate)``;
+    with ``max_seconds``, only the file's first ``max_seconds`` are decoded (an hour-long
+    recording costs no more memory than its first seconds)."""
     import soundfile as sf
 
     path = Path(path)
@@ -37,7 +39,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise AudioError(path, "file not found")
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            frames = -1 if max_seconds is None else int(round(max_seconds * f.samplerate))
+            data, sr = f.read(frames, dtype="float32", always_2d=True), f.samplerate
     except Exception as exc:  # libsndfile's errors are plain RuntimeError/LibsndfileError
         raise AudioError(path, f"cannot decode audio ({exc})") from exc
     if data.shape[0] == 0:
@@ -69,16 +73,16 @@ def peak_dbfs(y: np.ndarray) -> float:
 
 def load_audio(path: str | Path, sample_rate: int = 22050,
                max_seconds: float | None = None) -> np.ndarray:
-    """Load ``path`` as mono float32 at ``sample_rate``, optionally cut to ``max_seconds``.
+    """Load ``path`` as mono float32 at ``sample_rate``, optionally only its first
+    ``max_seconds`` (the rest is not read).
 
     Raises :class:`AudioError` for missing, unsupported, corrupt, empty and silent files.
     """
-    data, sr = read_audio(path)
+    data, sr = read_audio(path, max_seconds)
     y = to_mono(data)
-    if max_seconds is not None:
-        y = y[: int(round(max_seconds * sr))]
     if peak_dbfs(y) < SILENCE_DBFS:
-        raise AudioError(path, f"silent (peak below {SILENCE_DBFS:.0f} dBFS)")
+        where = f" in its first {max_seconds:g} s" if max_seconds is not None else ""
+        raise AudioError(path, f"silent{where} (peak below {SILENCE_DBFS:.0f} dBFS)")
     return resample(y, sr, sample_rate).astype(np.float32, copy=False)
 
 
@@ -103,6 +107,25 @@ def find_audio_files(paths: list[str | Path]) -> list[Path]:
         else:
             found.append(p)
     return found
+
+
+OTHER_AUDIO_SUFFIXES: tuple[str, ...] = (".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff")
+
+
+def folder_report(folder: str | Path) -> str | None:
+    """What a user should hear about a folder :func:`find_audio_files` searches: that it holds
+    no usable audio file, or how many audio files of other formats it skips (they would
+    otherwise vanish without a word). None when there is nothing to say."""
+    from collections import Counter
+
+    inside = [f.suffix.lower() for f in Path(folder).rglob("*") if f.is_file()]
+    other = Counter(s for s in inside if s in OTHER_AUDIO_SUFFIXES)
+    skipped = (f"; skipped {sum(other.values())} file(s) of formats this tool does not read "
+               f"({', '.join(f'{n} {s}' for s, n in sorted(other.items()))}): convert them to "
+               "WAV, FLAC or OGG") if other else ""
+    if not any(s in SUPPORTED_SUFFIXES for s in inside):
+        return "no audio files (WAV, FLAC or OGG) in this folder" + skipped
+    return skipped[2:] or None
 
 
 def duration_seconds(path: str | Path) -> float:

@@ -46,8 +46,12 @@ def chain_notebooks(start: str | None = None, stop: str | None = None) -> list[P
     found = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
     numbers = {p.name[:2] for p in found}
     for bound in (start, stop):
+        if bound is not None and not str(bound).strip().isdigit():
+            raise ChainError(f"a chapter is a number such as 04, not {bound!r}")
         if bound is not None and f"{int(bound):02d}" not in numbers:
             raise ChainError(f"no notebook numbered {int(bound):02d} in {notebooks_dir()}")
+    if start is not None and stop is not None and int(start) > int(stop):
+        raise ChainError(f"--from {int(start):02d} comes after --to {int(stop):02d}")
     if start is not None:
         found = [p for p in found if p.name[:2] >= f"{int(start):02d}"]
     if stop is not None:

@@ -26,9 +26,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
         root = build_demo(args.out, config, force=args.force)
         print(f"demo dataset ready: {root}")
         return 0
-    from helpers.download import fetch_fsdkaggle2018
+    from helpers.download import DownloadError, fetch_fsdkaggle2018
 
-    root = fetch_fsdkaggle2018(args.out)
+    try:
+        root = fetch_fsdkaggle2018(args.out)
+    except DownloadError as exc:
+        print(f"data: {exc}", file=sys.stderr)
+        return 1
     print(f"FSDKaggle2018 ready: {root}")
     return 0
 
@@ -52,8 +56,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         return predict_paths(args.paths, model=args.model)
-    except FileNotFoundError as exc:
-        print(exc, file=sys.stderr)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or unreadable bundle, a bad setting
+        print(f"predict: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"predict: the model bundle's meta.json lacks the entry {exc}", file=sys.stderr)
         return 2
 
 
@@ -74,7 +81,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _add_tune_parser(sub) -> None:
     tune = sub.add_parser(
         "tune", help="random search of the CNN's hyperparameters",
-        description="Random search scored on validation MAP@3. --workers N starts a KerasTuner "
+        description="Random search scored on clip accuracy: on cross-library validation where the "
+                    "dataset records each clip's library (the demo), else on validation. "
+                    "--workers N starts a KerasTuner "
                     "chief and N workers here; with KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and "
                     "KERASTUNER_ORACLE_PORT set, the command runs that one role instead.")
     tune.add_argument("--dataset", choices=["demo", "fsdkaggle2018"], default="demo")

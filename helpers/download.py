@@ -306,6 +306,10 @@ def fetch_fsdkaggle2018(
         print(f"using the unpacked copy in $FSDKAGGLE2018_DIR={existing}; nothing downloaded")
         return existing
     root = Path(out).expanduser() if out is not None else dataset_root("fsdkaggle2018")
+    env = os.environ.get("FSDKAGGLE2018_DIR", "").strip()
+    if env:
+        print(f"$FSDKAGGLE2018_DIR={env} lacks the metadata CSVs or a folder of "
+              f"{', '.join(archives)}; downloading what is missing into {root}")
     checked = verify_requested(verify)
     for key in archives:
         _fetch_one(root, key, checked)

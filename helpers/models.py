@@ -379,9 +379,14 @@ def calibration_meta(calibration: dict | None = None, ood=None, n_classes: int |
 
 
 def read_meta(directory: Path) -> dict:
-    """The parsed ``meta.json`` of a bundle folder (Keras or TFLite)."""
-    with open(Path(directory) / META_FILE, encoding="utf-8") as fh:
-        return json.load(fh)
+    """The parsed ``meta.json`` of a bundle folder (Keras or TFLite); ValueError naming the
+    file when it is not JSON."""
+    path = Path(directory) / META_FILE
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable meta.json ({exc})") from exc
 
 
 def read_calibration(directory: Path, meta: dict) -> tuple[dict | None, Any]:

@@ -605,6 +605,10 @@ def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATC
                 "from notebook 05)") if model is None else ""
         raise FileNotFoundError(f"model not found: {path}{hint}")
     folder = path.parent if path.suffix == ".tflite" else path
+    if path.is_dir() and (folder / META_FILE).is_file():
+        named = read_meta(folder).get("model_file", "")
+        if named.endswith(".tflite"):  # a TFLite bundle folder: the model file its meta names
+            path = folder / named
     if path.suffix == ".tflite":
         for needed in (META_FILE, NORMALIZER_FILE):
             if not (folder / needed).is_file():
@@ -650,25 +654,32 @@ def predict_paths(paths: list[str | Path], model: Path | None = None,
 
     ``batch_files``/``batch_windows``: see :class:`Predictor` (the CSV does not depend on them).
     """
-    from helpers.audio import find_audio_files
-    from helpers.progress import progress
+    from helpers.audio import find_audio_files, folder_report
+    from helpers.progress import progress, progress_mode
 
+    progress_mode(err)  # a bad HELPERS_PROGRESS stops here, before the model loads
     files = find_audio_files(paths)
-    missing = [p for p in map(Path, paths) if not p.exists()]
-    failed = len(missing)
-    for p in missing:
-        print(f"{p}: no such file or folder", file=err)
+    failed = 0
+    for p in map(Path, paths):
+        if not p.exists():
+            print(f"{p}: no such file or folder", file=err)
+            failed += 1
+        elif p.is_dir():
+            problem = folder_report(p)
+            if problem:
+                print(f"{p}: {problem}", file=err)
+                failed += problem.startswith("no audio files")
     files = [f for f in files if f.exists()]
     if not files:
-        print("no audio files found (WAV, FLAC or OGG)", file=err)
+        print(f"no audio files found (WAV, FLAC or OGG) in {', '.join(map(str, paths))}", file=err)
         return 1
     predictor = load_predictor(model, batch_files=batch_files, batch_windows=batch_windows)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(predictor.header)
-    bar = progress(files, desc="predict", unit="file", disable=len(files) < 20, file=err)
+    bar = progress(files, desc="predict (reading)", unit="file", disable=len(files) < 20, file=err)
     for result in predictor.iter_files(bar):
         if result.error is not None:
-            print(f"{result.error.path}: {result.error.problem}", file=err)
+            bar.write(f"{result.error.path}: {result.error.problem}", file=err)  # above the bar
             failed += 1
             continue
         writer.writerow(predictor.row(result))

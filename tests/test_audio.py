@@ -41,6 +41,16 @@ def test_max_seconds_cuts(write_tone):
     assert len(y) == 22050
 
 
+def test_only_the_first_max_seconds_are_read_and_a_silent_start_says_so(tmp_path, write_tone):
+    y = load_audio(write_tone("fast.wav", seconds=3.0, sr=44100), max_seconds=1.0)
+    assert len(y) == 22050  # one second at the file's own rate, then resampled
+    late = np.concatenate([np.zeros(2 * 22050, np.float32), 0.5 * np.ones(22050, np.float32)])
+    sf.write(tmp_path / "late.wav", late, 22050)
+    with pytest.raises(AudioError, match=r"late\.wav: silent in its first 1 s \(peak below -60 dBFS\)"):
+        load_audio(tmp_path / "late.wav", max_seconds=1.0)
+    assert len(load_audio(tmp_path / "late.wav", max_seconds=3.0)) == 3 * 22050
+
+
 @pytest.mark.parametrize("make,problem", [
     (lambda p: p.write_bytes(b"RIFF\x00\x00garbage that is not audio"), "cannot decode"),
     (lambda p: sf.write(p, np.zeros(0, np.float32), 22050), "empty"),

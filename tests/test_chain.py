@@ -68,6 +68,10 @@ def test_from_selects_later_chapters_and_rejects_unknown_ones():
     assert chain_notebooks("03", "04") == [p for p in all_nbs if "03" <= p.name[:2] <= "04"]
     with pytest.raises(ChainError, match="no notebook numbered 99"):
         chain_notebooks("99")
+    with pytest.raises(ChainError, match="a chapter is a number such as 04, not 'abc'"):
+        chain_notebooks("abc")
+    with pytest.raises(ChainError, match="--from 05 comes after --to 03"):
+        chain_notebooks("05", "03")
 
 
 def test_a_smoke_run_never_writes_over_the_full_runs_outputs(monkeypatch, capsys):

@@ -214,6 +214,15 @@ def test_checksum_mismatch_names_archive_and_keeps_nothing(served, tmp_path, mon
     assert (root / META_DIR / TRAIN_CSV).is_file()
 
 
+def test_the_command_line_prints_a_failed_download_as_one_message(served, tmp_path, monkeypatch, capsys):
+    from helpers.cli import main
+
+    monkeypatch.setitem(download.REGISTRY, archive_name("meta"), "md5:" + "0" * 32)
+    assert main(["data", "fsdkaggle2018", "--out", str(tmp_path / "fsd")]) == 1
+    err = capsys.readouterr().err
+    assert f"\ndata: {archive_name('meta')}" in err and "Traceback" not in err
+
+
 def test_server_closing_mid_body_leaves_nothing_and_retry_succeeds(served, tmp_path):
     name = archive_name("meta")
     served.truncate.add(name)
@@ -341,10 +350,11 @@ def test_existing_copy_short_circuits(served, tmp_path, monkeypatch):
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_incomplete_env_copy_is_completed_in_place(served, tmp_path, monkeypatch):
+def test_incomplete_env_copy_is_completed_in_place(served, tmp_path, monkeypatch, capsys):
     copy = tmp_path / "copy"
     monkeypatch.setenv("FSDKAGGLE2018_DIR", str(copy))
     assert fetch_fsdkaggle2018(archives=("meta",)) == copy
+    assert f"$FSDKAGGLE2018_DIR={copy} lacks the metadata CSVs" in capsys.readouterr().out
     assert served.requests == [archive_name("meta")]
     assert (copy / META_DIR / TRAIN_CSV).is_file()
 

@@ -56,6 +56,52 @@ def test_folder_and_files_give_one_row_each_and_bad_files_are_reported(bundle, t
     assert "missing.wav: no such file or folder" in err.getvalue()
 
 
+def test_folders_are_named_when_they_hold_nothing_usable_or_skip_other_formats(bundle, tmp_path,
+                                                                                write_tone):
+    write_tone("mixed/ok.wav", seconds=1.0)
+    (tmp_path / "mixed" / "song.mp3").write_bytes(b"ID3")
+    (tmp_path / "mixed" / "notes.txt").write_text("not audio, not mentioned")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "only_mp3").mkdir()
+    (tmp_path / "only_mp3" / "a.mp3").write_bytes(b"ID3")
+    out, err = io.StringIO(), io.StringIO()
+    status = predict_paths([tmp_path / "mixed", tmp_path / "empty"], model=bundle, out=out, err=err)
+    assert len(_rows(out.getvalue())) == 2  # the header and ok.wav
+    message = err.getvalue()
+    assert f"{tmp_path / 'mixed'}: skipped 1 file(s) of formats this tool does not read (1 .mp3)" in message
+    assert "notes.txt" not in message and ".txt" not in message
+    assert f"{tmp_path / 'empty'}: no audio files (WAV, FLAC or OGG) in this folder" in message
+    assert status == 1  # a folder asked for gave nothing
+    err = io.StringIO()
+    assert predict_paths([tmp_path / "only_mp3"], model=bundle, out=io.StringIO(), err=err) == 1
+    assert "only_mp3: no audio files (WAV, FLAC or OGG) in this folder; skipped 1 file(s)" in err.getvalue()
+    assert f"no audio files found (WAV, FLAC or OGG) in {tmp_path / 'only_mp3'}" in err.getvalue()
+
+
+def test_a_tflite_bundle_folder_loads_the_model_its_meta_names(bundle, tmp_path, write_tone):
+    """--model models/instrument_cnn_tflite (the folder notebook 06 writes) runs the TFLite
+    model named by its meta.json, as the .tflite file itself does; a damaged meta.json is named."""
+    import shutil
+
+    from helpers.models import META_FILE, load_bundle, read_meta
+    from helpers.predict import load_predictor
+    from helpers.pruning import save_tflite_bundle, to_tflite
+
+    keras = load_bundle(bundle)
+    folder = tmp_path / "tfl"
+    save_tflite_bundle(folder, {"dense_float": to_tflite(keras.model, "float")}, CLASSES,
+                       keras.feature_config, keras.mean, keras.std)
+    assert read_meta(folder)["model_file"] == "dense_float.tflite"
+    clip = write_tone("x.wav", seconds=1.5)
+    np.testing.assert_array_equal(load_predictor(folder).predict_file(clip),
+                                  load_predictor(folder / "dense_float.tflite").predict_file(clip))
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / META_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken/meta.json: not a readable meta.json"):
+        load_predictor(broken)
+
+
 def test_all_good_files_exit_zero_through_the_command_line(bundle, write_tone):
     path = write_tone("ok.wav", seconds=1.0)
     done = subprocess.run([sys.executable, "-m", "helpers", "predict", "--model", str(bundle), str(path)],
