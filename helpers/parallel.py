@@ -147,7 +147,6 @@ def _init_worker() -> None:
     with its C++ start-up notices (oneDNN, CUDA, which ignore ``TF_CPP_MIN_LOG_LEVEL``) kept
     out of the notebook that started the pool."""
     import signal
-    import tempfile
 
     os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C / a stopped kernel: the parent shuts us down
@@ -155,21 +154,10 @@ def _init_worker() -> None:
 
     threadpool_limits(limits=JOB_THREADS)  # BLAS too (numpy was loaded before OMP_NUM_THREADS was set)
 
-    import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+    from helpers import native_notices_hidden  # also sets TF_USE_LEGACY_KERAS first
 
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as notices:
-        os.dup2(notices.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            notices.seek(0)
-            os.write(2, notices.read())  # the import failed: show what TensorFlow said
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with native_notices_hidden():
+        import tensorflow
     tensorflow.get_logger().setLevel("ERROR")  # e.g. retracing notices of predict() on new shapes
 
 

@@ -83,11 +83,13 @@ class TFLiteModel:
     def __init__(self, path: Path, threads: int = 1, max_batch: int = DEFAULT_BATCH_WINDOWS):
         import tensorflow as tf
 
+        from helpers import native_notices_hidden
+
         self.path = Path(path)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), native_notices_hidden():  # "Created ... XNNPACK delegate"
             warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter deprecation notice
             self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
+            self.interpreter.allocate_tensors()
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
         self.max_batch = max(1, int(max_batch))

@@ -170,6 +170,8 @@ def musicnn_frontend(y: np.ndarray, sample_rate: int) -> np.ndarray:
     import librosa
 
     y16 = resample(np.asarray(y, dtype=np.float32), sample_rate, SAMPLE_RATE)
+    if len(y16) < N_FFT:  # a clip shorter than one frame (32 ms): zero-padded to one frame
+        y16 = np.pad(y16, (0, N_FFT - len(y16)))
     mel = librosa.feature.melspectrogram(y=y16, sr=SAMPLE_RATE, hop_length=HOP_LENGTH,
                                          n_fft=N_FFT, n_mels=N_MELS).T
     # the float16 rounding of the training data; clipped so that the cast itself stays finite

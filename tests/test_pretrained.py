@@ -108,6 +108,13 @@ def test_short_clip_is_repeat_padded_to_one_patch():
     assert np.array_equal(patches[0], rep[np.arange(P.PATCH_FRAMES) % n])
 
 
+def test_a_clip_shorter_than_one_frame_gives_one_frame_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # librosa warns when n_fft exceeds the signal
+        rep = P.musicnn_frontend(tone(0.01, SR), SR)  # 10 ms: 160 samples at 16 kHz
+    assert rep.shape[1] == P.N_MELS and rep.shape[0] >= 1 and np.isfinite(rep).all()
+
+
 def test_long_clip_patches_do_not_overlap_and_the_last_ends_at_the_last_frame():
     rep = P.musicnn_frontend(chirp(7.0), SR)  # 438 frames: patches at 0, 187 and 251
     patches = P.musicnn_patches(rep)
