@@ -52,10 +52,6 @@ def _cmd_chain(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from helpers import native_notices_hidden
-
-    with native_notices_hidden():  # TensorFlow's start-up INFO lines would bury the file errors
-        import tensorflow  # noqa: F401
     from helpers.predict import predict_paths
 
     try:

@@ -144,8 +144,8 @@ def run_train_job(job: TrainJob) -> TrainOutcome:
 
 def _init_worker() -> None:
     """Runs once in every local worker process: one thread for BLAS too, and TensorFlow imported
-    with its C++ start-up notices (oneDNN, CUDA, which ignore ``TF_CPP_MIN_LOG_LEVEL``) kept
-    out of the notebook that started the pool."""
+    (its C++ start-up notices kept out of the notebook that started the pool by the hook
+    :mod:`helpers` installs)."""
     import signal
 
     os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
@@ -154,10 +154,8 @@ def _init_worker() -> None:
 
     threadpool_limits(limits=JOB_THREADS)  # BLAS too (numpy was loaded before OMP_NUM_THREADS was set)
 
-    from helpers import native_notices_hidden  # also sets TF_USE_LEGACY_KERAS first
+    import tensorflow
 
-    with native_notices_hidden():
-        import tensorflow
     tensorflow.get_logger().setLevel("ERROR")  # e.g. retracing notices of predict() on new shapes
 
 

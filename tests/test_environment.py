@@ -51,6 +51,17 @@ def test_import_is_cheap_and_selects_keras_2():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_tensorflow_imported_after_helpers_prints_no_start_up_notices():
+    """TensorFlow's native INFO lines (oneDNN, CUDA) ignore every log level; the hook helpers
+    installs keeps them out of whatever first imports TensorFlow, and nothing else changes."""
+    code = ("import helpers, tf_keras, tensorflow as tf; "
+            "assert tf.constant(2.0).numpy() == 2.0; "
+            "import importlib.resources; assert importlib.resources.files('tensorflow').is_dir()")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "oneDNN" not in done.stderr and "absl::InitializeLog" not in done.stderr, done.stderr
+
+
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()

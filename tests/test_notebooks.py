@@ -80,6 +80,12 @@ def test_smoke_chain_records_finite_metrics_above_chance(smoke_runs):
 
 
 @pytest.mark.slow
+def test_no_executed_cell_shows_tensorflows_start_up_notices(smoke_runs):
+    for path in sorted((smoke_runs[0] / "executed").glob("*.ipynb")):
+        shown = json.dumps([c.get("outputs", []) for c in nbformat.read(path, as_version=4).cells])
+        assert "absl::InitializeLog" not in shown and "oneDNN custom operations" not in shown, path.name
+
+
 def test_chain_writes_exactly_the_committed_figures(smoke_runs):
     written = {p.name for p in (smoke_runs[0] / "figures").glob("*.png")}
     committed = {p.name for p in (ROOT / "figures").glob("*.png")}
