@@ -93,3 +93,46 @@ def test_verdict_table_never_shows_a_zero_p_value():
     assert shown.loc["q", "p_value"] == "< 0.001"
     assert shown.loc["q", "difference"] == 0.123
     assert shown.loc["q", "verdict"] == "A better than B"
+
+
+def test_a_sampled_p_value_counts_the_observed_pattern_and_repeats_with_its_seed():
+    """Beyond log2(n_permutations) clips the signs are sampled: (extreme + 1) / (n + 1), so a
+    difference no flip reaches still gets 1 / (n + 1), never 0; the same seed, the same p."""
+    a, b = np.ones(40), np.zeros(40)  # every clip +1: only the all-plus/all-minus patterns reach it
+    assert permutation_test(a, b, n_permutations=999) == pytest.approx(1 / 1000)
+    rng = np.random.default_rng(3)
+    x, y = rng.random((2, 60)), rng.random((2, 60))
+    assert permutation_test(x, y, n_permutations=500, seed=7) == permutation_test(x, y, n_permutations=500, seed=7)
+
+
+def test_the_bootstrap_interval_by_hand_and_when_seeds_disagree():
+    # the same difference on every (seed, clip) cell: every replicate has that mean
+    a, b = np.full((3, 20), 0.7), np.full((3, 20), 0.2)
+    assert bootstrap_interval(a, b) == pytest.approx((0.5, 0.5))
+    # seeds that disagree (+0.2 on one, -0.2 on another) widen the interval past zero, although
+    # each seed's clips agree perfectly with each other
+    d = np.array([[0.2] * 30, [-0.2] * 30, [0.0] * 30])
+    low, high = bootstrap_interval(d, np.zeros_like(d), level=0.9)
+    assert low < 0 < high
+    narrow = bootstrap_interval(d, np.zeros_like(d), level=0.5)
+    assert low <= narrow[0] <= narrow[1] <= high
+
+
+def test_paired_scores_must_match_and_be_one_or_two_dimensional():
+    with pytest.raises(ValueError, match="equal shapes"):
+        permutation_test(np.zeros((2, 5)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="equal shapes"):
+        bootstrap_interval(np.zeros(5), np.zeros(6))
+    with pytest.raises(ValueError, match=r"shape \(n_seeds, n_clips\)"):
+        permutation_test(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"shape \(n_seeds, n_clips\)"):
+        bootstrap_interval([], [])
+
+
+def test_holm_keeps_tied_p_values_tied():
+    adjusted, rejected = holm([0.01, 0.01, 0.04])
+    # 0.01 x 3 = 0.03; 0.01 x 2 = 0.02, raised to 0.03 to stay monotone; 0.04 x 1
+    assert list(adjusted) == pytest.approx([0.03, 0.03, 0.04])
+    assert list(rejected) == [True, True, True]
+    with pytest.raises(ValueError):
+        holm([[0.1, 0.2]])
