@@ -122,7 +122,9 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
 def run_chain(profile: str = "full", start: str | None = None, progress: bool = True,
               overrides: dict | None = None, stop: str | None = None) -> dict:
     """Run the chain; returns and writes ``results/chain_<profile>.json`` (atomically) with seconds
-    per notebook.
+    per notebook. A run of only some chapters (``start``/``stop``) writes
+    ``chain_<profile>_partial.json`` instead, so the record of the last whole chain (which the
+    README quotes) is not replaced by a part of one.
 
     ``overrides`` set parameters of every notebook that declares them, e.g.
     ``{"dataset": "fsdkaggle2018", "subset": "seed5"}``.
@@ -141,6 +143,7 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
         times[nb.stem] = round(run_notebook(nb, profile, progress, overrides), 1)
         print(f"    done in {times[nb.stem]:.0f} s", flush=True)
     record = {"profile": profile, "overrides": overrides or {}, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
-    path = write_json(results_dir() / f"chain_{profile}.json", record)
+    whole = len(notebooks) == len(chain_notebooks())
+    path = write_json(results_dir() / f"chain_{profile}{'' if whole else '_partial'}.json", record)
     print(f"chain finished in {record['total_seconds']:.0f} s; times in {path}")
     return record

@@ -56,6 +56,24 @@ def test_profile_typed_by_hand_means_what_the_chain_means(path):
     assert "apply_profile(profile, globals())" in nb.cells[index + 1].source
 
 
+def test_a_partial_run_keeps_the_record_of_the_whole_chain(tmp_path, monkeypatch):
+    import json
+
+    from helpers import chain
+    from helpers.paths import results_dir
+
+    for name in ("01_a.ipynb", "02_b.ipynb", "03_c.ipynb"):
+        (tmp_path / name).write_text("{}")
+    monkeypatch.setattr(chain, "notebooks_dir", lambda: tmp_path)
+    monkeypatch.setattr(chain, "run_notebook", lambda nb, *args: 2.0)
+    chain.run_chain("full", progress=False)
+    whole = json.loads((results_dir() / "chain_full.json").read_text())
+    assert whole["seconds"] == {"01_a": 2.0, "02_b": 2.0, "03_c": 2.0}
+    chain.run_chain("full", start="02", stop="02", progress=False)
+    assert json.loads((results_dir() / "chain_full.json").read_text()) == whole
+    assert json.loads((results_dir() / "chain_full_partial.json").read_text())["seconds"] == {"02_b": 2.0}
+
+
 def test_a_failing_cell_is_named(tmp_path, monkeypatch):
     nb = _notebook(tmp_path / "07_fails.ipynb", "x = 1", "raise RuntimeError('boom in cell')")
     with pytest.raises(ChainError, match=r"07_fails\.ipynb failed in the cell starting .raise RuntimeError.*RuntimeError: boom in cell"):
