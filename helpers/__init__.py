@@ -14,6 +14,7 @@ This is the one place that sets it.
 
 import contextlib
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep notebooks readable (C++ log spam from tf.data)
@@ -55,7 +56,6 @@ class _QuietTensorFlowImport:
         if name != "tensorflow":
             return None
         import importlib.util
-        import sys
 
         sys.meta_path.remove(self)  # once; the real finders answer from here on
         spec = importlib.util.find_spec(name)
@@ -81,5 +81,5 @@ class _HiddenNotices:
         return getattr(self.loader, name)
 
 
-if "tensorflow" not in __import__("sys").modules:
-    __import__("sys").meta_path.insert(0, _QuietTensorFlowImport())
+if "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlowImport())

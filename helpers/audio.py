@@ -112,20 +112,14 @@ def find_audio_files(paths: list[str | Path]) -> list[Path]:
 OTHER_AUDIO_SUFFIXES: tuple[str, ...] = (".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff")
 
 
-def folder_report(folder: str | Path) -> str | None:
-    """What a user should hear about a folder :func:`find_audio_files` searches: that it holds
-    no usable audio file, or how many audio files of other formats it skips (they would
-    otherwise vanish without a word). None when there is nothing to say."""
+def unread_audio_files(folder: str | Path) -> dict[str, int]:
+    """Audio files of formats this project does not read under ``folder`` (searched like
+    :func:`find_audio_files`), counted by suffix: ``{".mp3": 3}``. A command names them, so
+    that they do not vanish without a word."""
     from collections import Counter
 
-    inside = [f.suffix.lower() for f in Path(folder).rglob("*") if f.is_file()]
-    other = Counter(s for s in inside if s in OTHER_AUDIO_SUFFIXES)
-    skipped = (f"; skipped {sum(other.values())} file(s) of formats this tool does not read "
-               f"({', '.join(f'{n} {s}' for s, n in sorted(other.items()))}): convert them to "
-               "WAV, FLAC or OGG") if other else ""
-    if not any(s in SUPPORTED_SUFFIXES for s in inside):
-        return "no audio files (WAV, FLAC or OGG) in this folder" + skipped
-    return skipped[2:] or None
+    suffixes = (f.suffix.lower() for f in Path(folder).rglob("*") if f.is_file())
+    return dict(sorted(Counter(s for s in suffixes if s in OTHER_AUDIO_SUFFIXES).items()))
 
 
 def duration_seconds(path: str | Path) -> float:

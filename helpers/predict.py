@@ -656,7 +656,7 @@ def predict_paths(paths: list[str | Path], model: Path | None = None,
 
     ``batch_files``/``batch_windows``: see :class:`Predictor` (the CSV does not depend on them).
     """
-    from helpers.audio import find_audio_files, folder_report
+    from helpers.audio import find_audio_files, unread_audio_files
     from helpers.progress import progress, progress_mode
 
     progress_mode(err)  # a bad HELPERS_PROGRESS stops here, before the model loads
@@ -667,10 +667,16 @@ def predict_paths(paths: list[str | Path], model: Path | None = None,
             print(f"{p}: no such file or folder", file=err)
             failed += 1
         elif p.is_dir():
-            problem = folder_report(p)
-            if problem:
-                print(f"{p}: {problem}", file=err)
-                failed += problem.startswith("no audio files")
+            unread = unread_audio_files(p)
+            skipped = (f"skipped {sum(unread.values())} file(s) of formats this tool does not read "
+                       f"({', '.join(f'{n} {s}' for s, n in unread.items())}): convert them to "
+                       "WAV, FLAC or OGG") if unread else ""
+            if not find_audio_files([p]):
+                print(f"{p}: no audio files (WAV, FLAC or OGG) in this folder"
+                      + (f"; {skipped}" if skipped else ""), file=err)
+                failed += 1
+            elif skipped:
+                print(f"{p}: {skipped}", file=err)
     files = [f for f in files if f.exists()]
     if not files:
         print(f"no audio files found (WAV, FLAC or OGG) in {', '.join(map(str, paths))}", file=err)
