@@ -396,9 +396,10 @@ def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:
                          f"{len(labels)}, {len(libraries)}")
     if len(np.unique(libraries)) < 2:
         raise ValueError("cross_library_neighbours needs clips of at least two libraries")
-    spread = X.std(0)
-    varying = spread > MIN_STD  # see MIN_STD: constant and rounding-only columns say nothing
-    Z = (X[:, varying] - X[:, varying].mean(0)) / spread[varying]
+    from sklearn.feature_selection import VarianceThreshold
+
+    X = VarianceThreshold(MIN_STD ** 2).fit_transform(X)  # as the heads: see MIN_STD
+    Z = (X - X.mean(0)) / X.std(0)
     Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
     similarity = Z @ Z.T
     similarity[libraries[:, None] == libraries[None, :]] = -np.inf
