@@ -97,7 +97,8 @@ def find_audio_files(paths: list[str | Path]) -> list[Path]:
     """Expand files and folders (searched recursively) into a sorted list of audio files.
 
     Files named explicitly are kept whatever their suffix, so that an unsupported one gets
-    a clear error later instead of being ignored silently.
+    a clear error later instead of being ignored silently. Each file is listed once, at its
+    first mention, however many of ``paths`` lead to it.
     """
     found: list[Path] = []
     for p in map(Path, paths):
@@ -106,7 +107,14 @@ def find_audio_files(paths: list[str | Path]) -> list[Path]:
                             if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
         else:
             found.append(p)
-    return found
+    seen: set[Path] = set()  # a file named twice (or also inside a named folder) is listed once
+    unique = []
+    for f in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
 
 
 OTHER_AUDIO_SUFFIXES: tuple[str, ...] = (".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff")

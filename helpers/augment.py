@@ -419,9 +419,9 @@ class StaticCutMix:
     alpha: float = 1.0
     name = "static-cutmix"
 
-    def build(self, prepared, seed: int = 0):
+    def build(self, prepared, seed: int = 0, progress: bool = True):
         """:class:`helpers.training.Versions` of ``prepared``'s training windows: the original
-        and ``copies`` CutMix copies drawn with ``seed``."""
+        and ``copies`` CutMix copies drawn with ``seed`` (quick: ``progress`` shows nothing)."""
         import numpy as np
 
         from helpers.training import Versions

@@ -115,14 +115,15 @@ class WaveformAugment:
         out = np.nan_to_num(np.asarray(out, np.float32)[: len(y)])
         return np.pad(out, (0, len(y) - len(out))) if len(out) < len(y) else out
 
-    def build(self, prepared, seed: int = 0):
+    def build(self, prepared, seed: int = 0, progress: bool = True):
         """The training windows of ``prepared`` with their augmented copies, standardised with
-        ``prepared``'s statistics: :class:`helpers.training.Versions` (version 0 = original)."""
+        ``prepared``'s statistics: :class:`helpers.training.Versions` (version 0 = original).
+        ``progress``: show a bar while clips are rendered."""
         from helpers.features import standardize
         from helpers.training import Versions
 
         fs = prepared.splits["train"]
-        copies = augmented_windows(fs.clips, prepared.feature_config, self)
+        copies = augmented_windows(fs.clips, prepared.feature_config, self, progress=progress)
         X = np.concatenate([copies[f] for f in fs.clips["fname"]], axis=1)
         if X.shape[1] != len(fs.X):
             raise RuntimeError(f"augmented copies hold {X.shape[1]} windows, the training split "

@@ -99,11 +99,12 @@ def _add_tune_parser(sub) -> None:
     tune.add_argument("--host", default="127.0.0.1", help="address the chief listens on")
     tune.add_argument("--port", type=int, default=0, help="chief's port (default: a free one)")
     tune.add_argument("--directory", type=Path, default=None,
-                      help="KerasTuner folder (default results/tuning)")
+                      help="KerasTuner folder (default build/tuning)")
     tune.add_argument("--project-name", default="tuning")
     tune.add_argument("--best", type=Path, default=None,
-                      help="where to write the best configuration "
-                           "(default results/best_hyperparameters.json)")
+                      help="where to write the best configuration (default "
+                           "<directory>/best_hyperparameters.json; notebook 10 ships from "
+                           "results/best_hyperparameters.json, notebook 05's)")
     tune.add_argument("--timeout", type=float, default=3600.0,
                       help="seconds before unfinished processes are stopped (default 3600)")
     tune.add_argument("--wait-seconds", type=float, default=300.0,

@@ -270,7 +270,7 @@ def _fetch_one(root: Path, key: str, verify: bool) -> None:
         ) from err
     checked = REGISTRY[name] if verify else "md5 not checked"
     atomic_write_text(_stamp(root, key), f"{name} {checked}\n")
-    zip_path.unlink()  # saves ~4.6 GiB; the stamp now records the archive as done
+    zip_path.unlink()  # frees the archive's space; the stamp now records it as done
 
 
 def _existing_copy(archives: Sequence[str]) -> Path | None:

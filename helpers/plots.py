@@ -18,9 +18,13 @@ _STYLE_SET = False
 
 
 def use_style() -> None:
-    """Apply the series' style (seaborn 'whitegrid', readable sizes). Idempotent."""
+    """Apply the series' style (seaborn 'whitegrid', readable sizes) to figures, and show every
+    table cell whole (pandas would cut a verdict or a description at 50 characters). Idempotent."""
     global _STYLE_SET
+    import pandas as pd
     import seaborn as sns
+
+    pd.set_option("display.max_colwidth", None)
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     matplotlib.rcParams.update(

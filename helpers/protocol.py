@@ -49,7 +49,7 @@ class CNNRecipe:
 
     ``versions`` (optional) builds extra renderings of the training windows that every epoch
     samples from (waveform augmentation, static CutMix copies): an object with
-    ``build(prepared, seed) -> helpers.training.Versions`` and a ``name``.
+    ``build(prepared, seed, progress=True) -> helpers.training.Versions`` and a ``name``.
     """
 
     name: str

@@ -42,8 +42,9 @@ from helpers.splits import SCORED_SPLITS
 HEAD_KINDS: tuple[str, ...] = ("logistic", "mlp")
 HEAD_THREADS = 1  # BLAS/OpenMP threads while a head is fit (see the module docstring)
 # An embedding column whose spread over the training clips is at most this barely moves: a unit
-# of the network that our clips (nearly) never activate. Many are exactly constant; others
-# differ only in float rounding, which changes with a patch's place in a batch (oneDNN).
+# of the network that our clips (nearly) never activate. A few are exactly constant; the others
+# move by far less than the columns the heads read, some only by float rounding, which changes
+# with a patch's place in a batch (oneDNN).
 # Standardising such a column would blow that rounding up to whole standard deviations, so the
 # heads, the distance detector and the neighbour test leave these columns out.
 MIN_STD = 1e-3
@@ -176,8 +177,9 @@ class TransferRecipe:
         blocks = self.blocks or blocks_of(self.embedding)
         models = ", ".join(dict.fromkeys(m for m, _, _ in blocks))
         parts = ", ".join(f"{o} ({s})" for o, s in dict.fromkeys((o, s) for _, o, s in blocks))
-        return (f"{self.head.describe()} on {len(self.columns()):,} embedding features: "
-                f"{parts} of {models}, pooled over each clip's 3-s patches")
+        return (f"{self.head.describe()} on {len(self.columns()):,} embedding columns, less those "
+                f"that barely vary over the training clips: {parts} of {models}, pooled over "
+                "each clip's 3-s patches")
 
     def to_dict(self) -> dict:
         """Plain values (for JSON); :meth:`from_dict` rebuilds the recipe."""

@@ -20,7 +20,9 @@ Around KerasTuner's chief, with its public API only, this module adds what the p
   (KerasTuner's chief checks every 20 s whether its workers are done);
 * the results, written by the chief: the trials table (one row per trial with the worker that
   ran it; failed and unfinished trials included, not dropped) and the best configuration
-  (``results/best_hyperparameters.json`` by default).
+  (``build/tuning/best_hyperparameters.json`` by default, beside the tuner's files: notebook 05's
+  ``results/best_hyperparameters.json``, which notebook 10 reads, is only written when ``--best``
+  names it).
 Used in: helpers/cli.py (``python -m helpers tune``; README, "Tuning on several machines").
 """
 
@@ -42,8 +44,9 @@ import pandas as pd
 
 from helpers.files import atomic_file
 from helpers.models import CNNConfig
-from helpers.paths import results_dir
+from helpers.paths import output_dir
 from helpers.tuning import (
+    BEST_FILE,
     COMPLETED,
     LOGMEL_SPACE,
     OBJECTIVE,
@@ -51,7 +54,6 @@ from helpers.tuning import (
     TuningError,
     TuningResult,
     TuningWarning,
-    best_path,
     hp_columns,
     log,
     make_tuner,
@@ -74,7 +76,7 @@ class TuneJob:
     ``workers``: 0 runs in this process; N > 0 starts a chief and N workers here (the chief
     waits up to ``wait_seconds`` until N workers have asked for trials). ``host``/``port``: where
     the chief listens (port 0: a free one). ``timeout``: seconds before stragglers are killed.
-    Defaults: ``directory`` ``results/tuning``, ``best`` ``results/best_hyperparameters.json``.
+    Defaults: ``directory`` ``build/tuning``, ``best`` ``build/tuning/best_hyperparameters.json``.
     """
 
     dataset: str = "demo"
@@ -100,7 +102,7 @@ class TuneJob:
 
     @property
     def tuning_dir(self) -> Path:
-        return Path(self.directory) if self.directory else results_dir() / "tuning"
+        return Path(self.directory) if self.directory else output_dir() / "build" / "tuning"
 
     @property
     def project_dir(self) -> Path:
@@ -108,7 +110,7 @@ class TuneJob:
 
     @property
     def best_file(self) -> Path:
-        return Path(self.best) if self.best else best_path()
+        return Path(self.best) if self.best else self.tuning_dir / BEST_FILE
 
     def argv(self) -> list[str]:
         """Command-line arguments of ``python -m helpers tune`` that recreate this job."""

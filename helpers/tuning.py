@@ -585,19 +585,26 @@ def save_best(config: CNNConfig, path: Path | None = None, extra: dict | None = 
     return write_json(path, {"cnn_config": asdict(config), **(extra or {})})
 
 
-def load_best(path: Path | None = None) -> CNNConfig:
+def load_best(path: Path | None = None, **expected) -> CNNConfig:
     """The CNNConfig saved by :func:`save_best` (default :func:`best_path`).
 
-    Used in: notebooks/05_tuning.ipynb (checks the file it saved), notebooks/10_shipping.ipynb
-    (the tuned network, one of the candidates to ship).
+    ``expected`` (e.g. ``dataset="demo", subset="instruments19"``): entries the file must record
+    with these values, so that a configuration tuned on other data is refused, with both values
+    named, instead of being used silently. Used in: notebooks/05_tuning.ipynb (checks the file
+    it saved), notebooks/10_shipping.ipynb (the tuned network, one of the candidates to ship).
     """
     path = Path(path) if path is not None else best_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no tuned hyperparameters; run notebooks/05_tuning.ipynb "
-                                "or `python -m helpers tune` first")
+                                "first")
     raw = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or "cnn_config" not in raw:
         raise ValueError(f"{path}: expected a JSON object with a 'cnn_config' entry")
+    differ = {k: (raw.get(k), v) for k, v in expected.items() if raw.get(k) != v}
+    if differ:
+        found = ", ".join(f"{k} {a!r} (wanted {b!r})" for k, (a, b) in differ.items())
+        raise ValueError(f"{path}: tuned on other data: {found}; rerun notebooks/05_tuning.ipynb "
+                         "with these settings")
     known = {f.name for f in fields(CNNConfig)}
     unknown = sorted(set(raw["cnn_config"]) - known)
     if unknown:

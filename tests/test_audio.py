@@ -98,3 +98,11 @@ def test_find_audio_files_recurses_folders_and_keeps_named_files(tmp_path, write
     named = tmp_path / "x.mp3"
     found = find_audio_files([tmp_path / "d", named])
     assert [p.name for p in found] == ["a.wav", "b.flac", "x.mp3"]
+
+
+def test_find_audio_files_lists_a_file_once_however_it_is_named(tmp_path, write_tone):
+    inside = write_tone("d/a.wav")
+    write_tone("d/b.wav")
+    found = find_audio_files([inside, tmp_path / "d", tmp_path / "d" / ".." / "d" / "a.wav"])
+    assert [p.name for p in found] == ["a.wav", "b.wav"]
+    assert found[0] == inside  # kept at its first mention

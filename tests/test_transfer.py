@@ -174,7 +174,7 @@ def test_recipe_round_trips_through_json_and_validates():
     again = TransferRecipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
     assert again == recipe
     assert TransferRecipe.from_dict(TransferRecipe("all", CONFIG, LOGISTIC).to_dict()).blocks is None
-    assert "100 embedding features" in recipe.describe() and "MLP" in recipe.describe()
+    assert "100 embedding columns" in recipe.describe() and "MLP" in recipe.describe()
     with pytest.raises(KeyError):
         TransferRecipe("bad", CONFIG, LOGISTIC, blocks=(("MTT_musicnn", "max_pool", "max"),))
     for bad in (dict(kind="svm"), dict(C=0), dict(alpha=-1), dict(kind="mlp", hidden=()),

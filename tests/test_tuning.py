@@ -349,13 +349,36 @@ def test_save_load_best_round_trip(tmp_path):
 
 
 def test_load_best_explains_missing_and_bad_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m helpers tune"):
+    with pytest.raises(FileNotFoundError, match="none.json: no tuned hyperparameters"):
         load_best(tmp_path / "none.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"cnn_config": {"conv_filters": [8], "kernel_sizes": [3],
                                               "dense_units": [], "width": 3}}))
     with pytest.raises(ValueError, match="width"):
         load_best(bad)
+
+
+def test_load_best_refuses_a_configuration_tuned_on_other_data(tmp_path):
+    path = save_best(TINY_BASE, tmp_path / "best.json", extra={"dataset": "demo", "subset": "seed5"})
+    assert load_best(path, dataset="demo", subset="seed5") == TINY_BASE
+    with pytest.raises(ValueError, match="best.json: tuned on other data: subset 'seed5' "
+                                         "\\(wanted 'instruments19'\\)"):
+        load_best(path, dataset="demo", subset="instruments19")
+    with pytest.raises(ValueError, match="verified_only None"):  # not recorded: refused too
+        load_best(path, verified_only=False)
+
+
+def test_the_tune_command_keeps_its_results_out_of_what_the_notebooks_read():
+    """By default ``tune`` writes under build/tuning, never notebook 05's
+    results/best_hyperparameters.json, which notebook 10 ships from."""
+    from helpers.tuning import best_path
+
+    job = TuneJob()
+    out = Path(os.environ["HELPERS_OUTPUT_DIR"])
+    assert job.tuning_dir == out / "build" / "tuning"
+    assert job.best_file == out / "build" / "tuning" / "best_hyperparameters.json"
+    assert job.best_file != best_path()
+    assert TuneJob(best=best_path()).best_file == best_path()  # only when asked for
 
 
 # ----------------------------------------------------------------------------- the command
