@@ -40,6 +40,7 @@ from pathlib import Path
 from reference import ReferenceWorker, describe, in_units, summarise
 
 from helpers.files import write_json
+from helpers.parallel import local_workers
 from helpers.paths import data_dir
 from helpers.report import (
     ANCHOR_FILE,
@@ -121,7 +122,7 @@ def measure(args, source: Path, env: dict, runs: tuple[str, ...], keep: Path | N
     chain = Chain(source, args.python, env)
     record: dict = {"profile": args.profile, "commit": commit_of(source),
                     "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "cpu_count": os.cpu_count(), "load_average": {}}
+                    "cpu_count": os.cpu_count(), "workers": local_workers(), "load_average": {}}
     reference: dict = {"after_notebook": {}}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, ReferenceWorker(args.python) as ref:

@@ -15,8 +15,12 @@ patience:
   (:func:`helpers.stats.compare`: bootstrap interval over seeds and clips, permutation p-value),
   with Holm's correction over the recipes and patiences compared (:func:`helpers.stats.verdicts`).
 
+The settings are the chapters': epochs, patience, batch size and seeds from notebook 03's
+``parameters`` cell, the waveform copies from notebook 04's, and CutMix at the setting notebook
+04 chose (``results/best_cutmix.json``; its grid's first setting when the file is missing).
+Smaller patiences than the chapters' are compared unless ``--patience`` names others.
+
 Run: .venv/bin/python benchmarks/bench_patience.py [--patience 4 3 2] [--seeds 0 1 2]
-(about three minutes per patience on two cores).
 """
 
 from __future__ import annotations
@@ -25,36 +29,58 @@ import argparse
 import os
 import time
 
+from bench_scale import NOTEBOOK_03, ROOT, notebook_defaults
 
-def recipes(patiences, epochs: int, batch_size: int, cutmix_alpha: float, cutmix_prob: float):
+NOTEBOOK_04 = ROOT / "notebooks" / "04_cutmix.ipynb"
+
+
+def chosen_cutmix():
+    """Notebook 04's CutMix setting (``results/best_cutmix.json``), or its grid's first setting."""
+    from helpers.augment import AugmentConfig, load_augment_config
+    from helpers.paths import results_dir
+
+    path = results_dir() / "best_cutmix.json"
+    if path.is_file():
+        return load_augment_config(path)
+    grid = notebook_defaults(NOTEBOOK_04, ("cutmix_alphas", "cutmix_probs"))
+    return AugmentConfig("cutmix", alpha=grid["cutmix_alphas"][0], prob=grid["cutmix_probs"][0])
+
+
+def recipes(patiences, epochs: int, batch_size: int, cutmix, waveform_copies: int):
     """The recipes of the comparison, one per (recipe, patience), named ``"<recipe>, patience p"``."""
-    from helpers.augment import AugmentConfig
     from helpers.augment_audio import WaveformAugment
     from helpers.features import LOGMEL
     from helpers.models import LOGMEL_CNN
     from helpers.protocol import CNNRecipe
     from helpers.training import TrainConfig
 
-    kinds = {"none": {}, "CutMix": {"augment": AugmentConfig("cutmix", alpha=cutmix_alpha, prob=cutmix_prob)},
-             "waveform augmentation": {"versions": WaveformAugment(copies=2)}}
+    kinds = {"none": {}, "CutMix": {"augment": cutmix},
+             "waveform augmentation": {"versions": WaveformAugment(copies=waveform_copies)}}
     return {(kind, p): CNNRecipe(f"{kind}, patience {p}", LOGMEL, LOGMEL_CNN,
                                  TrainConfig(epochs=epochs, patience=p, batch_size=batch_size), **extra)
             for kind, extra in kinds.items() for p in patiences}
 
 
+def mean_std(mean: float, std: float) -> str:
+    """'0.655 ± 0.011', or the mean alone when there is no spread (one seed)."""
+    return f"{mean:.3f}" if std != std else f"{mean:.3f} ± {std:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patience", type=int, nargs="+", default=[4, 3, 2],
-                        help="patiences to compare; the largest is the reference (default 4 3 2)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="default 0 1 2")
-    parser.add_argument("--epochs", type=int, default=30, help="epoch budget (default 30, the chain's)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--cutmix-alpha", type=float, default=0.2)
-    parser.add_argument("--cutmix-prob", type=float, default=0.5)
+    chapters = notebook_defaults(NOTEBOOK_03, ("seeds", "epochs", "patience", "batch_size"))
+    parser.add_argument("--patience", type=int, nargs="+", default=None,
+                        help="patiences to compare; the largest is the reference (default: notebook "
+                             "03's and the two below it)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=chapters["seeds"],
+                        help="default: notebook 03's")
     args = parser.parse_args()
+    patience = chapters["patience"]
+    args.patience = args.patience or [p for p in (patience, patience - 1, patience - 2) if p >= 1]
     if min(args.patience) < 1:
         parser.error("--patience values must be at least 1")
+    copies = notebook_defaults(NOTEBOOK_04, ("waveform_copies",))["waveform_copies"]
     os.environ["HELPERS_RUN_CACHE"] = "0"  # train everything here, so the seconds compare
 
     import pandas as pd
@@ -65,7 +91,10 @@ def main() -> None:
     from helpers.stats import compare, verdict_table, verdicts
 
     patiences = sorted(set(args.patience), reverse=True)
-    plan = recipes(patiences, args.epochs, args.batch_size, args.cutmix_alpha, args.cutmix_prob)
+    cutmix = chosen_cutmix()
+    plan = recipes(patiences, chapters["epochs"], chapters["batch_size"], cutmix, copies)
+    print(f"epochs {chapters['epochs']}, batch {chapters['batch_size']}, seeds {args.seeds}; CutMix alpha "
+          f"{cutmix.alpha:g}, probability {cutmix.prob:g}; waveform augmentation with {copies} copies")
     directions = library_directions(load_clips(dataset_root("demo")))
     start = time.perf_counter()
     runs = evaluate_cnns(list(plan.values()), directions, args.seeds, data=PreparedCache(directions))
@@ -76,8 +105,8 @@ def main() -> None:
     epochs = (runs.table.drop_duplicates(["model", "direction", "seed"])
               .groupby("model")[["epochs_run", "best_epoch"]].mean())
     table = pd.DataFrame({
-        "cross-library val": [f"{summary.loc[r.name, 'cross_val_accuracy']:.3f} ± "
-                              f"{summary.loc[r.name, 'cross_val_accuracy_std']:.3f}" for r in plan.values()],
+        "cross-library val": [mean_std(summary.loc[r.name, "cross_val_accuracy"],
+                                       summary.loc[r.name, "cross_val_accuracy_std"]) for r in plan.values()],
         "in-library test": summary.loc[[r.name for r in plan.values()], "test_accuracy"].round(3).to_numpy(),
         "cross-library test": summary.loc[[r.name for r in plan.values()], "cross_test_accuracy"].round(3).to_numpy(),
         "epochs run": epochs.loc[[r.name for r in plan.values()], "epochs_run"].round(1).to_numpy(),

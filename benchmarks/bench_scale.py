@@ -60,6 +60,7 @@ import pandas as pd
 from reference import ReferenceWorker, describe, summarise
 
 from helpers.features import LOGMEL, SEED_MFCC, FeatureConfig, window_starts
+from helpers.parallel import local_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_03 = ROOT / "notebooks" / "03_baselines.ipynb"
@@ -138,14 +139,18 @@ def fsd_windows(table: pd.DataFrame, subset: str, val_fraction: float,
     return out
 
 
-def protocol_parameters(path: Path = NOTEBOOK_03) -> dict:
-    """Notebook 03's defaults (seeds, epochs, patience, batch size, validation share), read from
-    its ``parameters`` cell, so the estimate follows the notebook."""
+def notebook_defaults(path: Path, names) -> dict:
+    """The defaults of ``names`` in the ``parameters`` cell of the notebook at ``path``."""
     import papermill as pm
 
     declared = pm.inspect_notebook(str(path))
-    return {name: ast.literal_eval(declared[name]["default"])
-            for name in ("seeds", "epochs", "patience", "batch_size", "val_fraction")}
+    return {name: ast.literal_eval(declared[name]["default"]) for name in names}
+
+
+def protocol_parameters(path: Path = NOTEBOOK_03) -> dict:
+    """Notebook 03's defaults (seeds, epochs, patience, batch size, validation share), read from
+    its ``parameters`` cell, so the estimate follows the notebook."""
+    return notebook_defaults(path, ("seeds", "epochs", "patience", "batch_size", "val_fraction"))
 
 
 # --- the steps, each in its own process ---------------------------------------------------------
@@ -500,7 +505,8 @@ def main() -> None:
           f"{[round(x, 2) for x in os.getloadavg()]} at the end")
     if args.keep:
         record = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                  "cpu_count": os.cpu_count(), "load_averages_start": load_start,
+                  "cpu_count": os.cpu_count(), "workers": local_workers(),
+                  "load_averages_start": load_start,
                   "load_averages_end": [round(x, 2) for x in os.getloadavg()],
                   "wall_seconds": round(wall, 1), "factors": factors,
                   "protocol_factor": args.protocol_factor, "embed_share": args.embed_share,

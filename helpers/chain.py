@@ -5,8 +5,8 @@ tests use. Each notebook's ``parameters`` cell holds the FULL profile as default
 student gets in JupyterLab) and ``profile = "full"``; the cell after it calls
 :func:`apply_profile`, so the smoke values live in ONE place (:data:`PROFILES`) and mean the
 same whether the chain injects ``profile = "smoke"`` or a student types it in JupyterLab.
-The chain passes only ``profile`` (and ``dataset``/``subset`` overrides) to the notebooks
-that declare them. Executed copies go to ``executed/`` (git-ignored).
+The chain passes only ``profile`` (and ``dataset``/``subset``/``verified_only`` overrides) to
+the notebooks that declare them. Executed copies go to ``executed/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -94,6 +94,13 @@ def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> None:
               f"too, so run the earlier chapters with this profile first")
 
 
+# ipykernel logs a warning at every start that its TCP ports are not encrypted. The chain's
+# kernels listen on 127.0.0.1 only and every message is signed with the run's key; the warning
+# would repeat for every notebook, so the kernels log errors only (a cell's own warnings and
+# output are not part of this log and still reach the executed notebook).
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
+
+
 def run_notebook(path: Path, profile: str, progress: bool = True,
                  overrides: dict | None = None) -> float:
     """Execute one notebook into ``executed/``; returns seconds. Raises :class:`ChainError`."""
@@ -109,7 +116,8 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile, overrides),
-                            cwd=str(path.parent), progress_bar=bar, kernel_name="python3")
+                            cwd=str(path.parent), progress_bar=bar, kernel_name="python3",
+                            extra_arguments=list(KERNEL_ARGUMENTS))
     except PapermillExecutionError as exc:
         first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
         raise ChainError(

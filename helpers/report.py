@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 from helpers.paths import REPO_ROOT, figures_dir, results_dir
@@ -246,7 +247,9 @@ def timing_markdown() -> str:
                      "machine is faster or slower compare.")
     loads = "; ".join(f"{p}: {b['load_average']['first_start']:.1f} at the start"
                       for p, b in benches.items())
-    lines.append("Time per notebook, measured by `benchmarks/bench_chain.py` on a 2-core machine: the first "
+    cores = _and(sorted({f"{b['cpu_count']}" for b in benches.values() if b.get("cpu_count")}))
+    lines.append("Time per notebook, measured by `benchmarks/bench_chain.py`"
+                 + (f" on a {cores}-core machine" if cores else "") + ": the first "
                  "run starts from an empty cache, the second reuses its features and trained runs "
                  f"(1-minute load average {loads}).")
     return "\n".join(lines)
@@ -321,9 +324,14 @@ def scale_markdown(record: dict | None = None) -> str:
         text[0] += (f" That day a reference unit, {ref['unit']}, lasted {ref['median']:.1f} s, so these "
                     "minutes can be set against the chain's times in units (results section).")
     subsets = list(est)
+    from helpers.features import LOGMEL
+
+    # the front end the record was measured with (older records: the project's)
+    features = next(iter(record.get("feature_configs", {}).values()), asdict(LOGMEL))
+    cut, window = features["max_seconds"], features["window_seconds"]
     rows = [("clips (train + test)", lambda e: f"{e['clips']['train']:,} + {e['clips']['test']:,}"),
-            ("audio, clips cut at 10 s", lambda e: f"{e['audio_seconds'] / 3600:.1f} h"),
-            ("1-s windows per feature type", lambda e: f"{max(e['windows'].values()):,}")]
+            (f"audio, clips cut at {cut:g} s", lambda e: f"{e['audio_seconds'] / 3600:.1f} h"),
+            (f"{window:g}-s windows per feature type", lambda e: f"{max(e['windows'].values()):,}")]
     steps = est[subsets[0]]["steps"]
     if "logmel" in steps and "mfcc" in steps:
         rows.append(("feature extraction, log-mel + MFCC",
@@ -348,8 +356,8 @@ def scale_markdown(record: dict | None = None) -> str:
              "The metadata gives every clip's class and split but no durations: each clip is taken "
              f"to last its split's mean, {means['train']:.1f} s for a training clip and "
              f"{means['test']:.1f} s for a test clip (the published total duration of the split "
-             f"over its clips; source: {record['durations_source']}), cut at 10 s into 1-s "
-             "windows without overlap. Every window is counted (the activity gate, which drops "
+             f"over its clips; source: {record['durations_source']}), cut at {cut:g} s into "
+             f"{window:g}-s windows without overlap. Every window is counted (the activity gate, which drops "
              "silent ones, is not applied), so the counts are upper estimates."]
     if trainings:
         epochs = " and ".join(f"{t['epochs']:.3g} ({'log-mel CNN' if s == 'train-logmel' else 'seed CNN'})"
@@ -359,9 +367,12 @@ def scale_markdown(record: dict | None = None) -> str:
                      f"trained to early stopping (at most {protocol['epochs']} epochs, patience "
                      f"{protocol['patience']}), assumed to take as many epochs as it took on the "
                      f"demo at {record['protocol_factor']:g}x (the mean over those seeds, in-library): "
-                     f"{epochs}. The chain runs two trainings "
-                     "at a time, which at best halves their part; the classical baselines and the "
-                     "figures are not counted.")
+                     f"{epochs}. "
+                     + (f"The chain runs {record['workers']} trainings at a time, which at best divides "
+                        f"their part by {record['workers']}" if record.get("workers") else
+                        "The chain runs trainings side by side (`helpers.parallel`), which at best "
+                        "divides their part by the number of workers")
+                     + "; the classical baselines and the figures are not counted.")
     return "\n".join(text)
 
 

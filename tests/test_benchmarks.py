@@ -19,6 +19,7 @@ from helpers.features import LOGMEL, SEED_MFCC, clip_windows
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_chain  # noqa: E402
+import bench_patience  # noqa: E402
 import bench_scale  # noqa: E402
 import reference  # noqa: E402
 
@@ -215,3 +216,23 @@ def test_bench_chain_runs_each_notebook_of_the_measured_tree_with_a_reference_af
     shown = capsys.readouterr().out
     assert "budget 4.0 units, goal 3.0 units" in shown
     assert "first run total 10 s (0.2 min) = 5.0 units: over by 1.0 u (25 %)" in shown
+
+
+def test_bench_patience_trains_the_chapters_recipes_with_each_patience(monkeypatch, tmp_path):
+    """Three recipes per patience, the chapters' epochs and batch size, CutMix as notebook 04
+    chose it, or its grid's first setting when no choice was saved."""
+    from helpers.augment import AugmentConfig, save_augment_config
+
+    monkeypatch.setenv("HELPERS_OUTPUT_DIR", str(tmp_path))
+    first = bench_patience.chosen_cutmix()
+    grid = bench_scale.notebook_defaults(bench_patience.NOTEBOOK_04, ("cutmix_alphas", "cutmix_probs"))
+    assert (first.alpha, first.prob) == (grid["cutmix_alphas"][0], grid["cutmix_probs"][0])
+    save_augment_config(AugmentConfig("cutmix", alpha=0.5, prob=0.7), tmp_path / "results" / "best_cutmix.json")
+    chosen = bench_patience.chosen_cutmix()
+    assert (chosen.alpha, chosen.prob) == (0.5, 0.7)
+    plan = bench_patience.recipes([4, 3], 30, 64, chosen, 2)
+    assert sorted(plan) == sorted((k, p) for k in ("none", "CutMix", "waveform augmentation") for p in (4, 3))
+    assert {r.train.patience for (_, p), r in plan.items() if p == 3} == {3}
+    assert plan[("CutMix", 4)].augment == chosen and plan[("waveform augmentation", 4)].versions.copies == 2
+    assert bench_patience.mean_std(0.5, float("nan")) == "0.500"
+    assert bench_patience.mean_std(0.5, 0.01) == "0.500 ± 0.010"
