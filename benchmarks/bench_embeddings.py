@@ -7,8 +7,8 @@ in a fresh process, because TensorFlow fixes its thread pools when it starts. Ea
 fastest of ``--repeats`` runs after a warm-up.
 x real time = seconds of audio / wall-clock seconds.
 
-Run: HELPERS_DATA_DIR=/work/main/data .venv/bin/python benchmarks/bench_embeddings.py \
-        [--clips 200] [--threads 1,2] [--batch 64]
+Run: .venv/bin/python benchmarks/bench_embeddings.py \
+        [--clips 200] [--threads 1,2] [--batch 16]
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """What one training job spends outside its training steps, and scoring it in one call.
 
 A training job (:func:`helpers.parallel.run_train_job`) builds a network, trains it and scores
-every split; the chain runs about two hundred of them, so a fraction of a second each adds up.
+every split; the chain runs many of them, so a fraction of a second each adds up.
 On the first cross-library direction of the demo set, the log-mel CNN, ONE TensorFlow thread
 (as the jobs run), a fresh network per repeat, this prints the median over ``--repeats`` of:
 
@@ -10,7 +10,7 @@ On the first cross-library direction of the demo set, the log-mel CNN, ONE Tenso
   for all of them (:func:`helpers.experiment.split_probabilities`), and whether the clip
   probabilities are the same.
 
-Run: HELPERS_DATA_DIR=/work/main/data .venv/bin/python benchmarks/bench_job_overhead.py \
+Run: .venv/bin/python benchmarks/bench_job_overhead.py \
         [--repeats 5] [--epochs 3]
 """
 

@@ -26,7 +26,7 @@ every rendered note up as a Freesound upload), by the test-time perturbations of
 signal's power, so "20 dB SNR" means the noise sits 20 dB below the note whether or not the
 clip starts with a second of silence. :func:`snr_db` measures it, :func:`mix_at_snr` sets it.
 Used in: helpers/demo.py (the demo set's recording chain), helpers/perturb.py,
-helpers/augment_audio.py.
+helpers/augment_audio.py, helpers/calibration.py (coloured noise of the synthetic sounds).
 """
 
 from __future__ import annotations

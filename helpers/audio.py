@@ -3,8 +3,9 @@
 WAV, FLAC and OGG (any bit depth libsndfile reads: 8/16/24/32-bit, float), any channel count,
 any sample rate. The signal comes back mono, float32, at the project rate. Problems raise
 :class:`AudioError` with the file name and what is wrong, so a long run can skip and count.
-Used in: notebooks/01_eda.ipynb, 02_preprocessing.ipynb, 04_cutmix.ipynb; helpers/features.py,
-perturb.py, predict.py.
+Used in: notebooks/01_eda.ipynb, 02_preprocessing.ipynb, 04_cutmix.ipynb, 09_pretrained.ipynb,
+10_shipping.ipynb; helpers/features.py, perturb.py, augment_audio.py, pretrained.py, predict.py,
+calibration.py.
 """
 
 from __future__ import annotations

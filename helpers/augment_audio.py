@@ -22,7 +22,9 @@ settings), not re-rendered every epoch; each copy is cut into windows at exactly
 original kept (:func:`helpers.features.kept_starts`), so every training window has
 ``copies + 1`` aligned versions and an epoch draws one of them per window
 (:class:`helpers.training.Versions`). An epoch costs what it cost without augmentation.
-Only training clips are ever augmented. Used in: notebooks/04_cutmix.ipynb.
+Only training clips are ever augmented. Used in: notebooks/04_cutmix.ipynb; helpers/protocol.py
+(:func:`helpers.protocol.load_recipe` rebuilds a saved recipe's waveform augmentation for
+notebook 10).
 """
 
 from __future__ import annotations

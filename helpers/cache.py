@@ -2,7 +2,7 @@
 
 Writes are atomic (:func:`helpers.files.atomic_file`), so an interrupted run never leaves an
 entry that looks complete. Used in: :func:`helpers.features.extract_features`,
-helpers/augment_audio.py (the rendered copies).
+helpers/augment_audio.py (the rendered copies), helpers/pretrained.py (the embeddings).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ chapter that repeats an identical training (notebook 04's "none" is notebook 03'
 loads its weights and clip probabilities instead of training again, and a second run of the
 chain skips every training it already did. Training is deterministic (and runs with the same
 thread count everywhere), so a cached run equals a fresh one; ``HELPERS_RUN_CACHE=0`` switches
-the cache off. Used in: notebooks 04-08, helpers/protocol.py (notebook 03).
+the cache off. Used in: notebooks 04, 05, 06, 07 and 10; helpers/protocol.py, parallel.py,
+pruning.py, perturb.py, tuning.py and tune_command.py.
 """
 
 from __future__ import annotations

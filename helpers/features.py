@@ -76,10 +76,9 @@ class FeatureConfig:
 SEED_MFCC = FeatureConfig(kind="mfcc")
 
 # The project's log-mel front end: 64 mel bands, a 4096-sample FFT (186 ms) every 2048 samples
-# (93 ms), so a 1-s window is 64 bands x 12 frames. Coarser in time than the seed's 23 ms: in development runs
-# on the demo's cross-library validation clips it generalised as well as 46 ms and 23 ms hops, and
-# a training costs a quarter of what the 23 ms hop costs (every chapter trains many networks in
-# a fixed time budget). Notebook 02 shows what the hop changes.
+# (93 ms), so a 1-s window is 64 bands x 12 frames. Coarser in time than the seed's 23 ms hop
+# (44 frames per window), so every training step works on far fewer frames: every chapter trains
+# many networks in a fixed time budget. Notebook 02 shows what the hop changes.
 LOGMEL = FeatureConfig(kind="logmel", n_fft=4096, hop_length=2048)
 
 

@@ -11,8 +11,8 @@ target; :func:`remove_leftovers` clears them.
 and arrays become Python numbers and lists, NaN and infinities become ``null``, paths become
 strings, tuples become lists.
 Used in: helpers/cache.py, results.py, augment.py, models.py, pruning.py, experiment.py,
-tuning.py, tune_command.py, demo.py, download.py, chain.py, book.py, plots.py;
-benchmarks/bench_chain.py.
+protocol.py, transfer.py, tuning.py, tune_command.py, demo.py, download.py, chain.py, book.py,
+plots.py; notebooks/09_pretrained.ipynb; benchmarks/bench_chain.py, bench_scale.py.
 """
 
 from __future__ import annotations

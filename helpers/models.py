@@ -85,10 +85,10 @@ SEED_CNN = CNNConfig(
 # The log-mel CNN: three small conv blocks (16/32/64 filters), then Flatten so the dense layer
 # still knows WHERE in frequency the energy lies (pitch range and formants tell instruments
 # apart), one dense layer of 128, dropout 0.2, Adam at 3e-3. Its settings were chosen on
-# cross-library validation accuracy in development runs of the protocol of notebook 03:
-# global average pooling (position-blind) and batch normalisation generalised worse across
-# libraries, and dropout 0.2 at 3e-3 ends by early stopping sooner than 0.3 at 2e-3 at the same
-# score. Notebook 03 prints its size; notebooks 04, 05 and 08 vary it.
+# cross-library validation accuracy in development runs of the protocol of notebook 03, which
+# the chain does not repeat; notebook 05's search (filters, dense units, dropout, learning rate)
+# and notebook 08's ablation (layers, input) test it against variants. Notebook 03 prints its
+# size; notebooks 04, 05 and 08 vary it.
 LOGMEL_CNN = CNNConfig(
     conv_filters=(16, 32, 64),
     kernel_sizes=(3, 3, 3),

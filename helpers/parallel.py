@@ -22,9 +22,10 @@ Executors, chosen by :func:`get_executor`:
 Per-clip audio work (features, waveform augmentation, perturbed test audio) goes to the same
 local pool through :func:`map_clips`.
 
-Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), helpers.pruning
-(:func:`helpers.pruning.sweep`), helpers.features,
-helpers.perturb, helpers.augment_audio, notebooks 03, 04, 08.
+Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), helpers/protocol.py,
+helpers/pruning.py (:func:`helpers.pruning.sweep`), helpers/tuning.py, and through
+:func:`map_clips` helpers/features.py, perturb.py and augment_audio.py; the notebooks reach it
+through these.
 """
 
 from __future__ import annotations

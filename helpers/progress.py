@@ -11,9 +11,9 @@ one of three modes:
          instead of thousands of carriage-return frames.
 ``off``  nothing.
 
-``HELPERS_PROGRESS=bar|log|off`` forces a mode. Used in: helpers.features, helpers.demo,
-helpers.perturb, helpers.ablation, helpers.pruning, helpers.predict, helpers.chain,
-helpers.download, helpers.experiment, helpers.augment_audio.
+``HELPERS_PROGRESS=bar|log|off`` forces a mode. Used in: helpers.parallel (the per-clip work of
+helpers.features, helpers.perturb and helpers.augment_audio), helpers.demo, helpers.pruning,
+helpers.predict, helpers.pretrained, helpers.chain, helpers.download, helpers.experiment.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ read ``cross_val`` only; no test clip of either library chooses anything.
 
 :class:`Runs` keeps one row per (model, direction, seed, split) and every clip's
 probabilities, so that two models can be compared clip by clip (:mod:`helpers.stats`).
-Used in: notebooks 03, 04, 05, 08, 09, 10.
+Used in: notebooks 03, 04, 05, 07, 08, 09, 10.
 """
 
 from __future__ import annotations
