@@ -28,7 +28,8 @@ def native_notices_hidden():
     INFO lines (oneDNN, CUDA) and TFLite's XNNPACK notice, which ignore ``TF_CPP_MIN_LOG_LEVEL``.
     If the block raises, what was written is shown after all. Keep the block small: Python's
     own stderr goes to the same descriptor. Used in: the import hook below (TensorFlow's first
-    import), helpers/predict.py (creating a TFLite interpreter)."""
+    import), helpers/predict.py (creating a TFLite interpreter), helpers/pruning.py (the TFLite
+    converter)."""
     import tempfile
 
     saved = os.dup(2)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import native_notices_hidden
 from helpers.plots import new_axes
 
 TFLITE_FILE = "model.tflite"
@@ -337,7 +338,9 @@ def to_tflite(model, mode: str = "float", representative: np.ndarray | None = No
     level = logger.level
     logger.setLevel("ERROR")  # "INFO: Assets written to ..." for every conversion
     try:
-        with warnings.catch_warnings():
+        # native_notices_hidden: the converter's C++ prints "fully_quantize: 0, inference_type:
+        # ..." for every int8 model (shown after all if the conversion fails)
+        with warnings.catch_warnings(), native_notices_hidden():
             warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs ..."
             return bytes(converter.convert())
     finally:
