@@ -104,15 +104,17 @@ def main() -> None:
     summary = summarise(runs)
     epochs = (runs.table.drop_duplicates(["model", "direction", "seed"])
               .groupby("model")[["epochs_run", "best_epoch"]].mean())
+    names = [r.name for r in plan.values()]
+    summary, epochs = summary.loc[names], epochs.loc[names]
     table = pd.DataFrame({
-        "cross-library val": [mean_std(summary.loc[r.name, "cross_val_accuracy"],
-                                       summary.loc[r.name, "cross_val_accuracy_std"]) for r in plan.values()],
-        "in-library test": summary.loc[[r.name for r in plan.values()], "test_accuracy"].round(3).to_numpy(),
-        "cross-library test": summary.loc[[r.name for r in plan.values()], "cross_test_accuracy"].round(3).to_numpy(),
-        "epochs run": epochs.loc[[r.name for r in plan.values()], "epochs_run"].round(1).to_numpy(),
-        "best epoch": epochs.loc[[r.name for r in plan.values()], "best_epoch"].round(1).to_numpy(),
-        "s per training": summary.loc[[r.name for r in plan.values()], "train_seconds"].round(2).to_numpy(),
-    }, index=[r.name for r in plan.values()])
+        "cross-library val": [mean_std(m, s) for m, s in zip(summary["cross_val_accuracy"],
+                                                             summary["cross_val_accuracy_std"])],
+        "in-library test": summary["test_accuracy"].round(3),
+        "cross-library test": summary["cross_test_accuracy"].round(3),
+        "epochs run": epochs["epochs_run"].round(1),
+        "best epoch": epochs["best_epoch"].round(1),
+        "s per training": summary["train_seconds"].round(2),
+    }, index=names)
     pd.set_option("display.width", 200)
     print(table.to_string(), "\n")
 
@@ -122,10 +124,10 @@ def main() -> None:
         if p == reference:
             continue
         base = plan[(kind, reference)]
-        questions[f"{kind}: patience {p} vs {reference}"] = {
-            "a": recipe.name, "b": base.name, **compare(*paired(runs, recipe.name, base.name))}
         saved = 1 - summary.loc[recipe.name, "train_seconds"] / summary.loc[base.name, "train_seconds"]
-        questions[f"{kind}: patience {p} vs {reference}"]["time_saved"] = saved
+        questions[f"{kind}: patience {p} vs {reference}"] = {
+            "a": recipe.name, "b": base.name, **compare(*paired(runs, recipe.name, base.name)),
+            "time_saved": saved}
     if questions:
         print("Paired differences on the cross-library validation clips (Holm over "
               f"{len(questions)} questions):")
