@@ -52,6 +52,16 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     return data, int(sr)
 
 
+def file_sample_rate(path: str | Path) -> int | None:
+    """The sample rate ``path`` was stored at, from its header (None when it cannot be read)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception:  # libsndfile's errors; an unreadable file is reported where it is read
+        return None
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """Average the channels of a ``(n, channels)`` array into ``(n,)``."""
     return data.mean(axis=1) if data.ndim == 2 else data

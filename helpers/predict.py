@@ -20,7 +20,8 @@ calibrated ones, ``softmax(log(p) / T)``; without one they are the model's, exac
 
 A clip of any length is cut into windows and the window probabilities are averaged, exactly as
 in the evaluation. Unreadable files are reported on stderr (file name and problem) and counted,
-the exit status is then 1, and every other file is still predicted.
+the exit status is then 1, and every other file is still predicted. A file stored at a lower
+sample rate than the model reads is predicted, with a note on stderr (:func:`low_rate_note`).
 
 **Speed.** Reading a file and computing its features happens file by file, but the model runs on
 the windows of many files at once: up to ``batch_files`` files or ``batch_windows`` windows per
@@ -648,6 +649,20 @@ def top_k(probs: np.ndarray, classes, k: int = 3) -> list:
     return row
 
 
+def low_rate_note(path: Path, model_rate: int) -> str | None:
+    """A note for a file stored at a lower sample rate than the model reads (a phone call at
+    8 kHz, say): it holds nothing above half its rate, where the model learned from content up
+    to half of ``model_rate``. None when the rate is the model's or higher."""
+    from helpers.audio import file_sample_rate
+
+    rate = file_sample_rate(path)
+    if rate is None or rate >= model_rate:
+        return None
+    return (f"{path}: note: recorded at {rate:,} Hz, so it holds nothing above {rate / 2:,.0f} Hz; "
+            f"the model reads {model_rate:,} Hz audio (up to {model_rate / 2:,.0f} Hz), so its "
+            "prediction may be less reliable")
+
+
 def predict_paths(paths: list[str | Path], model: Path | None = None,
                   out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                   batch_files: int = DEFAULT_BATCH_FILES,
@@ -691,6 +706,9 @@ def predict_paths(paths: list[str | Path], model: Path | None = None,
             failed += 1
             continue
         writer.writerow(predictor.row(result))
+        note = low_rate_note(result.path, predictor.clip_model.sample_rate)
+        if note:
+            bar.write(note, file=err)
     if failed:
         print(f"{failed} file(s) could not be predicted", file=err)
     return 1 if failed else 0

@@ -106,3 +106,12 @@ def test_find_audio_files_lists_a_file_once_however_it_is_named(tmp_path, write_
     found = find_audio_files([inside, tmp_path / "d", tmp_path / "d" / ".." / "d" / "a.wav"])
     assert [p.name for p in found] == ["a.wav", "b.wav"]
     assert found[0] == inside  # kept at its first mention
+
+
+def test_file_sample_rate_reads_the_header_or_says_none(tmp_path, write_tone):
+    from helpers.audio import file_sample_rate
+
+    assert file_sample_rate(write_tone("a.wav", sr=8000)) == 8000
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
+    assert file_sample_rate(tmp_path / "bad.wav") is None
+    assert file_sample_rate(tmp_path / "missing.wav") is None

@@ -56,6 +56,17 @@ def test_folder_and_files_give_one_row_each_and_bad_files_are_reported(bundle, t
     assert "missing.wav: no such file or folder" in err.getvalue()
 
 
+def test_a_file_below_the_models_sample_rate_is_predicted_with_a_note(bundle, tmp_path, write_tone):
+    phone = write_tone("phone.wav", seconds=1.0, sr=8000)
+    studio = write_tone("studio.wav", seconds=1.0, sr=44100)
+    out, err = io.StringIO(), io.StringIO()
+    assert predict_paths([phone, studio], model=bundle, out=out, err=err) == 0
+    assert len(_rows(out.getvalue())) == 3  # header + both files
+    assert err.getvalue().count("note: recorded at") == 1
+    assert (f"{phone}: note: recorded at 8,000 Hz, so it holds nothing above 4,000 Hz; the model "
+            "reads 22,050 Hz audio (up to 11,025 Hz)") in err.getvalue()
+
+
 def test_folders_are_named_when_they_hold_nothing_usable_or_skip_other_formats(bundle, tmp_path,
                                                                                 write_tone):
     write_tone("mixed/ok.wav", seconds=1.0)
