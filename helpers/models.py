@@ -87,8 +87,8 @@ SEED_CNN = CNNConfig(
 # apart), one dense layer of 128, dropout 0.2, Adam at 3e-3. Its settings were chosen on
 # cross-library validation accuracy in development runs of the protocol of notebook 03, which
 # the chain does not repeat; notebook 05's search (filters, dense units, dropout, learning rate)
-# and notebook 08's ablation (layers, input) test it against variants. Notebook 03 prints its
-# size; notebooks 04, 05 and 08 vary it.
+# tests it against variants. Notebook 03 prints its size; notebook 04 varies how it is trained,
+# notebook 05 its size and settings.
 LOGMEL_CNN = CNNConfig(
     conv_filters=(16, 32, 64),
     kernel_sizes=(3, 3, 3),

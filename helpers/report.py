@@ -329,6 +329,8 @@ def scale_markdown(record: dict | None = None) -> str:
     # the front end the record was measured with (older records: the project's)
     features = next(iter(record.get("feature_configs", {}).values()), asdict(LOGMEL))
     cut, window = features["max_seconds"], features["window_seconds"]
+    hop = features.get("window_hop_seconds", window)
+    spacing = "without overlap" if hop >= window else f"every {hop:g} s"
     rows = [("clips (train + test)", lambda e: f"{e['clips']['train']:,} + {e['clips']['test']:,}"),
             (f"audio, clips cut at {cut:g} s", lambda e: f"{e['audio_seconds'] / 3600:.1f} h"),
             (f"{window:g}-s windows per feature type", lambda e: f"{max(e['windows'].values()):,}")]
@@ -357,7 +359,7 @@ def scale_markdown(record: dict | None = None) -> str:
              f"to last its split's mean, {means['train']:.1f} s for a training clip and "
              f"{means['test']:.1f} s for a test clip (the published total duration of the split "
              f"over its clips; source: {record['durations_source']}), cut at {cut:g} s into "
-             f"{window:g}-s windows without overlap. Every window is counted (the activity gate, which drops "
+             f"{window:g}-s windows {spacing}. Every window is counted (the activity gate, which drops "
              "silent ones, is not applied), so the counts are upper estimates."]
     if trainings:
         epochs = " and ".join(f"{t['epochs']:.3g} ({'log-mel CNN' if s == 'train-logmel' else 'seed CNN'})"
