@@ -6,7 +6,9 @@ student gets in JupyterLab) and ``profile = "full"``; the cell after it calls
 :func:`apply_profile`, so the smoke values live in ONE place (:data:`PROFILES`) and mean the
 same whether the chain injects ``profile = "smoke"`` or a student types it in JupyterLab.
 The chain passes only ``profile`` (and ``dataset``/``subset``/``verified_only`` overrides) to
-the notebooks that declare them. Executed copies go to ``executed/`` (git-ignored).
+the notebooks that declare them. Executed copies go to ``executed/`` (git-ignored), each beside
+its kernel's stderr (``NN_name.kernel.log``, :func:`kernel_log_path`), so that the chain's own
+log holds only its lines.
 """
 
 from __future__ import annotations
@@ -101,10 +103,46 @@ def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> None:
 KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 
 
+def kernel_log_path(path: Path) -> Path:
+    """Where the chain keeps the stderr of the kernel that runs notebook ``path``
+    (``executed/NN_name.kernel.log``)."""
+    return executed_dir() / f"{path.stem}.kernel.log"
+
+
+def _logged_kernel_manager(log_path: Path):
+    """A kernel manager class whose kernels write their process's stderr to ``log_path``.
+
+    What a cell prints reaches the executed notebook either way; the kernel process's own
+    stderr carries only what happens outside cells: start-up notices, and at shutdown
+    ipykernel's occasional "Task was destroyed but it is pending!", which would otherwise land
+    in the middle of the chain's log. The file keeps all of it, e.g. why a kernel died.
+    ``_async_launch_kernel`` is the method jupyter_client names for launching kernels
+    differently.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:  # the kernel keeps its own copy of the descriptor
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
+
+    return LoggedKernelManager
+
+
+def _log_tail(log_path: Path, lines: int = 5) -> str:
+    """The last ``lines`` lines of a kernel log, indented, or '' when it is empty or missing."""
+    try:
+        text = log_path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
 def run_notebook(path: Path, profile: str, progress: bool = True,
                  overrides: dict | None = None) -> float:
     """Execute one notebook into ``executed/``; returns seconds. Raises :class:`ChainError`."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     from helpers.progress import log_kwargs, progress_mode
@@ -113,17 +151,26 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
     bar = log_kwargs() if mode == "log" else mode == "bar"
     out = executed_dir() / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = kernel_log_path(path)
+    log_path.write_bytes(b"")  # this run's kernel only
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile, overrides),
                             cwd=str(path.parent), progress_bar=bar, kernel_name="python3",
-                            extra_arguments=list(KERNEL_ARGUMENTS))
+                            extra_arguments=list(KERNEL_ARGUMENTS),
+                            kernel_manager_class=_logged_kernel_manager(log_path))
     except PapermillExecutionError as exc:
         first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
         raise ChainError(
             f"{path.name} failed in the cell starting {first_line!r} (execution count "
             f"{exc.exec_count}, cell {exc.cell_index} of the executed copy): "
             f"{exc.ename}: {exc.evalue}\nexecuted copy with the traceback: {out}") from None
+    except DeadKernelError:  # killed (e.g. out of memory) or crashed in native code
+        tail = _log_tail(log_path)
+        raise ChainError(
+            f"{path.name}: its kernel died while running it (killed, e.g. for lack of memory, or "
+            f"crashed in native code); executed copy so far: {out}; the kernel's log: {log_path}"
+            + (f", which ends:\n{tail}" if tail else " (empty)")) from None
     return time.perf_counter() - start
 
 

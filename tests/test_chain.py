@@ -8,6 +8,7 @@ from helpers.chain import (
     ChainError,
     apply_profile,
     chain_notebooks,
+    kernel_log_path,
     notebook_parameters,
     run_notebook,
 )
@@ -77,6 +78,26 @@ def test_a_partial_run_keeps_the_record_of_the_whole_chain(tmp_path, monkeypatch
 def test_a_failing_cell_is_named(tmp_path, monkeypatch):
     nb = _notebook(tmp_path / "07_fails.ipynb", "x = 1", "raise RuntimeError('boom in cell')")
     with pytest.raises(ChainError, match=r"07_fails\.ipynb failed in the cell starting .raise RuntimeError.*RuntimeError: boom in cell"):
+        run_notebook(nb, "smoke", progress=False)
+
+
+def test_the_kernels_own_stderr_goes_to_its_log_not_to_the_chains(tmp_path, capfd):
+    # what a kernel writes outside cells (here at exit, like ipykernel's shutdown notices)
+    nb = _notebook(tmp_path / "03_exits.ipynb",
+                   "import atexit, os\natexit.register(os.write, 2, b'written by the kernel at exit\\n')",
+                   "print('a cell prints')")
+    run_notebook(nb, "smoke", progress=False)
+    assert "written by the kernel at exit" not in capfd.readouterr().err
+    assert kernel_log_path(nb).read_text() == "written by the kernel at exit\n"
+    run_notebook(_notebook(nb, "x = 1"), "smoke", progress=False)
+    assert kernel_log_path(nb).read_text() == ""  # each run starts its log afresh
+
+
+def test_a_kernel_that_dies_is_named_with_its_log(tmp_path):
+    nb = _notebook(tmp_path / "05_dies.ipynb",
+                   "import atexit, os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    with pytest.raises(ChainError, match=r"05_dies\.ipynb: its kernel died while running it .*"
+                                         r"05_dies\.kernel\.log"):
         run_notebook(nb, "smoke", progress=False)
 
 
