@@ -179,7 +179,7 @@ def plot_ablation(summary: pd.DataFrame, ax=None, title: str | None = None):
     _, ax = new_axes(ax, figsize=(8, max(3.0, 0.32 * len(summary) + 1.2)))
     y = np.arange(len(summary))
     ax.barh(y, summary["cross_val_accuracy"], xerr=summary["cross_val_accuracy_std"].fillna(0),
-            capsize=3, color="C1", alpha=0.9, label="cross-library validation")
+            capsize=3, color="C1", alpha=0.9, label="cross-library validation (bar: ± std over seeds)")
     ax.scatter(summary["val_accuracy"], y, color="C0", zorder=3, label="in-library validation")
     ax.set_yticks(y, summary.index)
     ax.invert_yaxis()

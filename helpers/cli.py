@@ -91,8 +91,11 @@ def _add_tune_parser(sub) -> None:
                       help="subset name or comma-separated class names (default instruments19)")
     tune.add_argument("--max-clips-per-class", type=int, default=None)
     tune.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
-    tune.add_argument("--epochs", type=int, default=20, help="max epochs per trial (default 20)")
+    tune.add_argument("--epochs", type=int, default=30,
+                      help="max epochs per trial (default 30, as in notebook 05)")
     tune.add_argument("--patience", type=int, default=4, help="early-stopping patience")
+    tune.add_argument("--batch-size", type=int, default=64,
+                      help="training batch size (default 64, as in notebook 05)")
     tune.add_argument("--seed", type=int, default=0, help="split, training and sampling seed")
     tune.add_argument("--workers", type=int, default=0,
                       help="local worker processes (default 0: search in this process)")

@@ -7,6 +7,7 @@ Used in: every notebook.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -148,22 +149,38 @@ def plot_features(S, config, ax=None, title: str = "Log-mel spectrogram", colorb
     return ax
 
 
-def plot_protocol(summary, metric: str = "accuracy", ax=None, title: str | None = None):
-    """In-library vs cross-library test scores per model: paired horizontal bars with the
-    standard deviation over seeds as error bars.
+PROTOCOL_SPLITS = {"cross_val": ("cross-library validation", "C2"), "test": ("in-library test", "C0"),
+                   "cross_test": ("cross-library test", "C1")}
+
+
+def plot_protocol(summary, metric: str = "accuracy", ax=None, title: str | None = None,
+                  splits: Sequence[str] = ("test", "cross_test")):
+    """Scores per model on ``splits`` (default in-library and cross-library test; add
+    ``"cross_val"`` where the chapter decides on it): grouped horizontal bars with the standard
+    deviation over seeds as error bars. A model run once has no spread, and no error bar.
 
     ``summary`` is :func:`helpers.protocol.summarise` output (index = model). Returns the axes.
-    Used in: notebooks 03, 04, 09, 10.
+    Used in: notebooks 03, 04, 05, 09, 10.
     """
     import numpy as np
 
-    fig, ax = new_axes(ax, figsize=(9, 0.45 * len(summary) + 1.6))
+    unknown = [s for s in splits if s not in PROTOCOL_SPLITS]
+    if unknown:
+        raise ValueError(f"plot_protocol: unknown split(s) {unknown}; choose among {list(PROTOCOL_SPLITS)}")
+    height = 0.8 / len(splits)
+    fig, ax = new_axes(ax, figsize=(9, 0.22 * len(splits) * len(summary) + 1.6))
     y = np.arange(len(summary))
-    for offset, split, label, color in ((-0.2, "test", "in-library test", "C0"),
-                                        (0.2, "cross_test", "cross-library test", "C1")):
+    for i, split in enumerate(splits):
+        label, color = PROTOCOL_SPLITS[split]
+        where = y + (i - (len(splits) - 1) / 2) * height
+        mean = summary[f"{split}_{metric}"].to_numpy(dtype=float)
+        ax.barh(where, mean, height=height, color=color, label=label)
         std = summary.get(f"{split}_{metric}_std")
-        ax.barh(y + offset, summary[f"{split}_{metric}"], height=0.4, color=color, label=label,
-                xerr=None if std is None else std.fillna(0).to_numpy(), capsize=3)
+        spread = np.full(len(summary), np.nan) if std is None else std.to_numpy(dtype=float)
+        has = np.isfinite(spread)
+        if has.any():
+            ax.errorbar(mean[has], where[has], xerr=spread[has], fmt="none", ecolor="black",
+                        elinewidth=1, capsize=3)
     ax.set_yticks(y, summary.index)
     ax.invert_yaxis()
     ax.set(title=title or f"In-library vs cross-library test {metric}", xlabel=f"clip {metric}",

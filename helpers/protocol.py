@@ -233,7 +233,9 @@ def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Seq
                 jobs.append(TrainJob(prepared, recipe.cnn, train, recipe.augment,
                                      tuple(s for s in splits if s in prepared.splits), variants))
                 plan.append((recipe, direction, prepared, int(seed)))
-    names = ", ".join(r.name for r in recipes)
+    # the label of the progress bar: the models by name while that stays short
+    names = (", ".join(r.name for r in recipes) if len(recipes) <= 4 else
+             f"{len(recipes)} models x {len(seeds)} seed(s) x {len(directions)} direction(s)")
     outcomes = train_many(jobs, executor=executor, progress=progress,
                           desc=f"{len(jobs)} trainings ({names})")
     runs = Runs(pd.DataFrame(), classes=list(plan[0][2].classes) if plan else [])
@@ -441,12 +443,26 @@ def clip_scores(runs: Runs, model: str, split: str, metric: str = "accuracy"):
     return seeds, units, matrix
 
 
-def paired(runs: Runs, a: str, b: str, split: str = "cross_val", metric: str = "accuracy"):
+def _only_seeds(found: list, units, scores: np.ndarray, seeds, model: str):
+    """:func:`clip_scores`' output restricted to ``seeds`` (None: all). A model with one run
+    only (e.g. a deterministic classical model) is kept: :func:`paired` repeats it."""
+    if seeds is None or len(found) == 1:
+        return found, units, scores
+    wanted = {int(s) for s in seeds}
+    rows = [i for i, s in enumerate(found) if s in wanted]
+    if not rows:
+        raise ValueError(f"{model!r} has no runs with seed(s) {sorted(wanted)}; it has {found}")
+    return [found[i] for i in rows], units, scores[rows]
+
+
+def paired(runs: Runs, a: str, b: str, split: str = "cross_val", metric: str = "accuracy",
+           seeds: Sequence[int] | None = None):
     """Aligned per-clip scores of two models: ``(A, B)``, each ``(n_seeds, n_units)``, over the
     seeds and (direction, clip) units both have (a deterministic model run with one seed is
-    repeated for every seed of the other)."""
-    seeds_a, units_a, A = clip_scores(runs, a, split, metric)
-    seeds_b, units_b, B = clip_scores(runs, b, split, metric)
+    repeated for every seed of the other). ``seeds`` keeps only those seeds' runs (e.g. the
+    seeds a search did not choose with)."""
+    seeds_a, units_a, A = _only_seeds(*clip_scores(runs, a, split, metric), seeds, a)
+    seeds_b, units_b, B = _only_seeds(*clip_scores(runs, b, split, metric), seeds, b)
     common = np.intersect1d(units_a, units_b)
     if len(common) == 0:
         raise ValueError(f"{a!r} and {b!r} share no clips on {split!r}")

@@ -684,7 +684,8 @@ def sweep(model, prepared, sparsities: Sequence[float], config: PruneConfig, see
 
 def plot_sweep(table: pd.DataFrame, ax=None, metrics: Sequence[str] = ("accuracy", "map_at_3"),
                title: str = "Test scores after magnitude pruning"):
-    """Scores against the measured sparsity, with the dense model as dashed lines.
+    """Scores against the measured sparsity, with the dense model as dashed lines and the
+    control (target sparsity 0: fine-tuned, not pruned) as a square of its own.
 
     ``table`` is the first value :func:`sweep` returns. Returns the axes.
     Used in: notebooks/06_pruning.ipynb.
@@ -693,11 +694,16 @@ def plot_sweep(table: pd.DataFrame, ax=None, metrics: Sequence[str] = ("accuracy
               "val_accuracy": "val accuracy", "val_map_at_3": "val MAP@3"}
     _, ax = new_axes(ax)
     dense = table[table["model"] == "dense"]
-    pruned = table[table["model"] != "dense"].sort_values("sparsity")
+    control = table[table["target_sparsity"] == 0]
+    pruned = table[table["target_sparsity"] > 0].sort_values("sparsity")
     for i, metric in enumerate(metrics):
         label = labels.get(metric, metric)
         ax.plot(pruned["sparsity"], pruned[metric], marker="o", color=f"C{i}",
                 label=f"pruned: {label}")
+        if len(control):
+            ax.plot(control["sparsity"], control[metric], marker="s", linestyle="none",
+                    markerfacecolor="white", color=f"C{i}",
+                    label=f"control (fine-tuned, not pruned): {label}")
         if len(dense):
             ax.axhline(float(dense[metric].iloc[0]), color=f"C{i}", linestyle="--",
                        label=f"dense: {label}")

@@ -132,7 +132,7 @@ class Versions:
     ``X`` ``(n_versions, n_windows, bins, frames, 1)`` and soft labels ``y``
     ``(n_versions, n_windows, n_classes)``; version 0 is the original. Waveform augmentation
     (:mod:`helpers.augment_audio`) and the seed paper's static CutMix copies
-    (:func:`helpers.augment.static_cutmix_versions`) are both such precomputed versions, so an
+    (:meth:`helpers.augment.StaticCutMix.build`) are both such precomputed versions, so an
     epoch costs the same as without them.
     """
 

@@ -83,8 +83,9 @@ class TuneJob:
     subset: str = "instruments19"  # a subset name or comma-separated class names
     max_clips_per_class: int | None = None
     trials: int = 10
-    epochs: int = 20
+    epochs: int = 30  # notebook 05's budget per trial, and its batch size below
     patience: int = 4
+    batch_size: int = 64
     seed: int = 0
     workers: int = 0
     host: str = "127.0.0.1"
@@ -97,8 +98,10 @@ class TuneJob:
     verbose: int = 0
 
     def __post_init__(self) -> None:
-        if self.workers < 0 or self.trials < 1 or self.epochs < 1 or self.timeout <= 0:
-            raise ValueError(f"need workers >= 0, trials >= 1, epochs >= 1, timeout > 0: {self}")
+        if (self.workers < 0 or self.trials < 1 or self.epochs < 1 or self.batch_size < 1
+                or self.timeout <= 0):
+            raise ValueError(f"need workers >= 0, trials >= 1, epochs >= 1, batch_size >= 1, "
+                             f"timeout > 0: {self}")
 
     @property
     def tuning_dir(self) -> Path:
@@ -116,6 +119,7 @@ class TuneJob:
         """Command-line arguments of ``python -m helpers tune`` that recreate this job."""
         args = ["--dataset", self.dataset, "--subset", self.subset, "--trials", str(self.trials),
                 "--epochs", str(self.epochs), "--patience", str(self.patience),
+                "--batch-size", str(self.batch_size),
                 "--seed", str(self.seed), "--workers", str(self.workers), "--host", self.host,
                 "--port", str(self.port), "--directory", str(self.tuning_dir.resolve()),
                 "--project-name", self.project_name, "--best", str(self.best_file.resolve()),
@@ -137,7 +141,8 @@ def job_space(job: TuneJob) -> tuple[SearchSpace, CNNConfig]:
 def job_train_config(job: TuneJob):
     from helpers.training import TrainConfig
 
-    return TrainConfig(epochs=job.epochs, patience=job.patience, seed=job.seed)
+    return TrainConfig(epochs=job.epochs, patience=job.patience, batch_size=job.batch_size,
+                       seed=job.seed)
 
 
 def load_job_data(job: TuneJob):

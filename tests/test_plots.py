@@ -45,3 +45,24 @@ def test_feature_plot_has_real_axes_and_a_labelled_colour_bar():
     assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "frequency (Hz)"
     assert label_problems(ax.figure) == []
     assert ax.figure.axes[1].get_ylabel() == "level (dB re clip peak)"
+
+
+def test_protocol_bars_per_split_and_no_error_bar_for_a_single_run():
+    import pandas as pd
+
+    from helpers.plots import plot_protocol
+
+    summary = pd.DataFrame({"cross_val_accuracy": [0.6, 0.5], "cross_val_accuracy_std": [0.02, np.nan],
+                            "test_accuracy": [0.8, 0.7], "test_accuracy_std": [0.01, np.nan],
+                            "cross_test_accuracy": [0.65, 0.55], "cross_test_accuracy_std": [0.03, np.nan]},
+                           index=["cnn", "classical (one run)"])
+    ax = plot_protocol(summary, splits=("cross_val", "test", "cross_test"))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "cross-library validation", "in-library test", "cross-library test"]
+    assert len(ax.patches) == 6
+    # one error bar per split, drawn for the CNN only (the classical model has no spread)
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert [len(c.lines[2][0].get_segments()) for c in bars] == [1, 1, 1]
+    with pytest.raises(ValueError, match="unknown split"):
+        plot_protocol(summary, splits=("val",))
+    plt.close("all")

@@ -84,6 +84,18 @@ def test_paired_scores_align_clips_and_repeat_a_single_run():
     assert (A - B).sum(axis=1).tolist() == [2.0, 2.0]
 
 
+def test_paired_keeps_only_the_seeds_asked_for():
+    a = _runs("a", {("A→B", "cross_val"): {0: [1, 1], 1: [1, 0], 2: [0, 0]}}, seeds=(0, 1, 2))
+    b = _runs("b", {("A→B", "cross_val"): [0, 0]}, seeds=(0, 1, 2))
+    A, B = paired(a + b, "a", "b", "cross_val", seeds=[1, 2])
+    assert A.tolist() == [[1, 0], [0, 0]] and B.shape == (2, 2)  # seed 0's runs left out
+    single = _runs("c", {("A→B", "cross_val"): [1, 1]}, seeds=(0,))  # one run: repeated, as without seeds
+    A, C = paired(a + single, "a", "c", "cross_val", seeds=[1, 2])
+    assert A.shape == C.shape == (2, 2)
+    with pytest.raises(ValueError, match=r"'a' has no runs with seed\(s\) \[7\]"):
+        paired(a + b, "a", "b", "cross_val", seeds=[7])
+
+
 def test_a_clip_model_runs_in_every_direction():
     from sklearn.linear_model import LogisticRegression
 

@@ -264,7 +264,11 @@ def test_sweep_scores_each_sparsity_and_plots(trained):
     assert scores["accuracy"] == pytest.approx(table["accuracy"].iloc[2])
     ax = plot_sweep(table)
     assert ax.get_title() and "sparsity" in ax.get_xlabel() and ax.get_ylabel()
-    assert len(ax.get_lines()) == 4  # two metrics, pruned and dense
+    assert len(ax.get_lines()) == 6  # two metrics: pruned, control and dense
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "control (fine-tuned, not pruned): accuracy" in labels
+    pruned_line = labels.index("pruned: accuracy")
+    assert list(ax.get_lines()[pruned_line].get_xdata()) == [table["sparsity"].iloc[2]]  # control not on it
     plt.close("all")
 
 
