@@ -95,7 +95,7 @@ def test_the_kernels_own_stderr_goes_to_its_log_not_to_the_chains(tmp_path, capf
 
 def test_a_kernel_that_dies_is_named_with_its_log(tmp_path):
     nb = _notebook(tmp_path / "05_dies.ipynb",
-                   "import atexit, os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+                   "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     with pytest.raises(ChainError, match=r"05_dies\.ipynb: its kernel died while running it .*"
                                          r"05_dies\.kernel\.log"):
         run_notebook(nb, "smoke", progress=False)
