@@ -2,7 +2,8 @@
 
 Commands
 --------
-data demo            build the offline demo dataset in ``data/demo`` (reused when present)
+data demo            build the offline demo dataset in ``data/demo`` (reused when present);
+                     ``--libraries all``: from seven libraries into ``data/demo_libraries``
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
 chain                execute the numbered notebooks in order with papermill
 predict              label audio files or folders with a trained model (CSV on stdout)
@@ -20,10 +21,18 @@ from pathlib import Path
 
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.dataset == "demo":
-        from helpers.demo import DemoConfig, build_demo
+        from helpers.demo import ALL_LIBRARIES, TWO_SOUNDFONTS, DemoConfig, build_demo
 
-        config = DemoConfig(clips_per_class=args.clips_per_class, seed=args.seed)
-        root = build_demo(args.out, config, force=args.force)
+        many = args.libraries == "all"
+        config = DemoConfig(clips_per_class=args.clips_per_class, seed=args.seed,
+                            libraries=ALL_LIBRARIES if many else TWO_SOUNDFONTS,
+                            drop_duplicates=many)
+        out = args.out
+        if out is None and many:
+            from helpers import paths
+
+            out = paths.data_dir() / "demo_libraries"
+        root = build_demo(out, config, force=args.force, workers=args.workers)
         print(f"demo dataset ready: {root}")
         return 0
     from helpers.download import DownloadError, fetch_fsdkaggle2018
@@ -153,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="demo only: clips per class, train and test together (default 120)")
     data.add_argument("--seed", type=int, default=0, help="demo only: random seed (default 0)")
     data.add_argument("--force", action="store_true", help="demo only: rebuild even if present")
+    data.add_argument("--libraries", choices=["two", "all"], default="two",
+                      help="demo only: 'two' pip SoundFonts (what the notebooks read today) or "
+                           "'all' seven deduplicated libraries, five of them fetched from "
+                           "Debian's archive, into data/demo_libraries (default: two)")
+    data.add_argument("--workers", type=int, default=1,
+                      help="demo only: rendering processes (default 1; same files either way)")
     data.set_defaults(func=_cmd_data)
 
     chain = sub.add_parser("chain", help="execute the numbered notebooks with papermill")

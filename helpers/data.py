@@ -69,7 +69,8 @@ _COLUMNS = ("fname", "label", "verified", "split", "freesound_id", "license", "u
 # (its SoundFont). FSDKaggle2018 records no library. See :func:`attach_library`.
 LIBRARY_COLUMN = "library"
 LIBRARY_FILES: tuple[tuple[str, str], ...] = (("sources.csv", "library"),
-                                              ("demo_sources.csv", "soundfont"))
+                                              ("demo_sources.csv", "library"))
+SHARES_COLUMN = "shares"  # other libraries a clip's recordings appear in (demo: deduplication)
 _TRAIN_COLUMNS = ("fname", "label", "manually_verified", "freesound_id", "license")
 _TEST_COLUMNS = ("fname", "label", "usage", "freesound_id", "license")
 _HINT = (
@@ -264,7 +265,10 @@ def attach_library(table: pd.DataFrame, root: Path) -> pd.DataFrame:
     """Add the ``library`` column (the sample library or source each clip comes from), if known.
 
     Read from ``<root>/sources.csv`` (``fname,library``: a user's own multi-source data) or
-    ``<root>/demo_sources.csv`` (the demo's SoundFont). Without either file (FSDKaggle2018) the
+    ``<root>/demo_sources.csv`` (the demo's library), and with it the ``shares`` column where the
+    file has one (the other libraries holding one of the clip's recordings, ";"-separated;
+    :func:`helpers.splits.library_folds` keeps such clips off both sides of a split). Without
+    either file (FSDKaggle2018) the
     table is returned unchanged. A clip the file does not list is a :class:`DataError`.
     Used in: :func:`load_clips`; :func:`helpers.splits.library_directions` reads the column.
     """
@@ -278,7 +282,12 @@ def attach_library(table: pd.DataFrame, root: Path) -> pd.DataFrame:
         if unlisted:
             raise DataError(f"{path}: {len(unlisted)} clip(s) of the metadata have no {column!r} "
                             f"entry, e.g. {unlisted[:5]}")
-        return table.assign(**{LIBRARY_COLUMN: table["fname"].astype(str).map(library)})
+        table = table.assign(**{LIBRARY_COLUMN: table["fname"].astype(str).map(library)})
+        if SHARES_COLUMN in sources.columns:
+            shares = dict(zip(sources["fname"].astype(str),
+                              sources[SHARES_COLUMN].fillna("").astype(str)))
+            table = table.assign(**{SHARES_COLUMN: table["fname"].astype(str).map(shares)})
+        return table
     return table
 
 

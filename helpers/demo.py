@@ -40,20 +40,27 @@ from helpers.data import (
     TEST_CSV,
     TRAIN_CSV,
 )
-from helpers.files import atomic_folder, remove_leftovers, write_json
+from helpers.files import atomic_folder, json_safe, remove_leftovers, write_json
 from helpers.soundfonts import (
     CLASS_VOICES,
-    SOUNDFONTS,
+    Catalogue,
     Performance,
+    VoiceOption,
+    load_catalogue,
     plan_performance,
     preset_name,
     render_performance,
-    soundfont_path,
 )
+from helpers.sources.libraries import LIBRARIES
 
-# Bump when a change here, in helpers.soundfonts or in helpers.acoustics changes the audio written.
-FORMAT_VERSION = 1
+# Bump when a change here, in helpers.soundfonts or in helpers.acoustics changes what is written.
+FORMAT_VERSION = 2
 SOURCES_CSV = "demo_sources.csv"
+LIBRARIES_CSV = "demo_libraries.csv"  # one row per library: used or missing, and why
+SHARED_CSV = "demo_shared_recordings.csv"  # voices of two libraries that share recordings
+DROPPED_CSV = "demo_dropped_voices.csv"  # voices left out as duplicates of another library's
+TWO_SOUNDFONTS: tuple[str, ...] = ("TimGM6mb", "Merlin")
+ALL_LIBRARIES: tuple[str, ...] = tuple(LIBRARIES)
 STAMP = ".complete"
 DEMO_CLASSES: tuple[str, ...] = tuple(c for c in INSTRUMENT_CLASSES if c in CLASS_VOICES)
 
@@ -68,6 +75,10 @@ class DemoConfig:
 
     clips_per_class: int = 120  # train + test together
     seed: int = 0
+    # Which libraries render the clips, in deduplication order (earlier wins): the two pip
+    # SoundFonts, or ALL_LIBRARIES (``python -m helpers data demo --libraries all``).
+    libraries: tuple[str, ...] = TWO_SOUNDFONTS
+    drop_duplicates: bool = False  # drop voices whose recordings all appear in an earlier library
     sample_rate: int = 22050
     test_fraction: float = 0.25
     min_seconds: float = 0.3
@@ -84,6 +95,10 @@ class DemoConfig:
                              f"{self.min_seconds}, {self.max_seconds}")
         if not 8000 <= self.sample_rate <= 96000:
             raise ValueError(f"sample_rate must be in [8000, 96000] Hz, got {self.sample_rate}")
+        unknown = sorted(set(self.libraries) - set(LIBRARIES))
+        if unknown or not self.libraries:
+            raise ValueError(f"libraries must name some of {', '.join(LIBRARIES)}; got "
+                             f"{list(self.libraries)}")
 
 
 @dataclass(frozen=True)
@@ -140,25 +155,37 @@ SILENT_PEAK = 1e-3  # a dry rendering quieter than this (-60 dBFS) is re-planned
 
 @dataclass(frozen=True)
 class ClipJob:
-    """A picklable unit of work for a worker process."""
+    """A picklable unit of work for a worker process: the clip and its class's voice options
+    in each library that has the class."""
 
     spec: ClipSpec
     config: DemoConfig
     folder: str  # the build's root folder
-    soundfonts: dict[str, str] = field(default_factory=dict)  # name -> .sf2 path
+    soundfonts: dict[str, str] = field(default_factory=dict)  # font name -> .sf2 path
+    options: dict[str, tuple[VoiceOption, ...]] = field(default_factory=dict)  # library -> ...
 
 
-def make_clip(spec: ClipSpec, config: DemoConfig,
-              soundfonts: dict[str, str]) -> tuple[np.ndarray, dict]:
-    """The audio (mono float64, peak < 0 dBFS) and provenance row of one clip."""
+def make_clip(spec: ClipSpec, config: DemoConfig, soundfonts: dict[str, str],
+              options: dict[str, tuple[VoiceOption, ...]]) -> tuple[np.ndarray, dict]:
+    """The audio (mono float64, peak < 0 dBFS) and provenance row of one clip.
+
+    The clip's library is drawn first, uniformly among those that sound its class, then what
+    it plays (:func:`helpers.soundfonts.plan_performance`); a silent rendering is re-planned.
+    """
     rng = clip_rng(config.seed, spec.label, spec.index)
+    libraries = list(options)
     for replans in range(10):
-        perf = plan_performance(rng, spec.label, config)
+        library = str(rng.choice(libraries))
+        perf = plan_performance(rng, spec.label, config, options[library])
         dry = render_performance(perf, soundfonts[perf.soundfont], config.sample_rate)
         if np.max(np.abs(dry)) > SILENT_PEAK:
             audio, chain = simulate_recording(dry, rng, config.sample_rate)
             name = preset_name(soundfonts[perf.soundfont], perf.bank, perf.program)
-            return audio, provenance(spec, perf, replans) | {"preset": name} | chain
+            option = next(o for o in options[library] if (o.font, o.bank, o.program) ==
+                          (perf.soundfont, perf.bank, perf.program))
+            shares = ";".join(sorted(option.shares))
+            return audio, (provenance(spec, perf, replans)
+                           | {"library": library, "shares": shares, "preset": name} | chain)
     raise RuntimeError(f"{spec.label} #{spec.index}: 10 silent renderings in a row")
 
 
@@ -181,7 +208,7 @@ def write_clip(job: ClipJob) -> dict:
     """Render one clip, write it as 16-bit PCM WAV, return its provenance row."""
     import soundfile as sf
 
-    audio, row = make_clip(job.spec, job.config, job.soundfonts)
+    audio, row = make_clip(job.spec, job.config, job.soundfonts, job.options)
     folder = AUDIO_TRAIN_DIR if job.spec.split == "train" else AUDIO_TEST_DIR
     sf.write(Path(job.folder) / folder / job.spec.fname, audio, job.config.sample_rate,
              subtype="PCM_16")
@@ -192,25 +219,48 @@ def write_clip(job: ClipJob) -> dict:
 # The build: metadata, stamp, atomic folder
 # --------------------------------------------------------------------------------------------
 
-def stamp_contents(config: DemoConfig) -> dict:
-    """What ``.complete`` holds: the config plus everything else that shapes the files."""
-    return {"config": asdict(config), "format_version": FORMAT_VERSION,
-            "classes": list(DEMO_CLASSES)}
+def stamp_contents(config: DemoConfig, missing: tuple[str, ...] = ()) -> dict:
+    """What ``.complete`` holds: the config plus everything else that shapes the files, and the
+    libraries that could not be had (a later build that has them rebuilds)."""
+    stamp = {"config": json_safe(asdict(config)), "format_version": FORMAT_VERSION,
+             "classes": list(DEMO_CLASSES)}
+    return stamp | {"missing_libraries": sorted(missing)} if missing else stamp
 
 
 def is_complete(root: Path, config: DemoConfig) -> bool:
-    """True if ``root`` holds a finished build of exactly this config."""
+    """True if ``root`` holds a finished build of exactly this config with every library."""
     try:
         return json.loads((Path(root) / STAMP).read_text()) == stamp_contents(config)
     except (OSError, ValueError):
         return False
 
 
-def write_metadata(root: Path, specs: list[ClipSpec], rows: list[dict]) -> None:
-    """The two FSDKaggle2018 CSVs (sorted by fname) and demo_sources.csv."""
+def library_rows(catalogue: Catalogue, rows: list[dict]) -> list[dict]:
+    """demo_libraries.csv: each library asked for, used or missing, with its clips per class."""
+    from collections import Counter
+
+    clips = Counter((r["library"], r["label"]) for r in rows)
+    out = []
+    for name, lib in LIBRARIES.items():
+        if name not in catalogue.libraries and name not in catalogue.missing:
+            continue
+        per_class = {label: clips[(name, label)] for label in DEMO_CLASSES if clips[(name, label)]}
+        out.append({"library": name, "origin": lib.origin, "package": lib.package,
+                    "licence": lib.licence, "recordings": lib.recordings,
+                    "status": "missing" if name in catalogue.missing else "used",
+                    "reason": catalogue.missing.get(name, ""),
+                    "clips": sum(per_class.values()), "classes": len(per_class),
+                    "clips_per_class": " ".join(f"{k}:{v}" for k, v in per_class.items())})
+    return out
+
+
+def write_metadata(root: Path, specs: list[ClipSpec], rows: list[dict],
+                   catalogue: Catalogue | None = None) -> None:
+    """The two FSDKaggle2018 CSVs (sorted by fname), demo_sources.csv and, with a catalogue,
+    the library, shared-recording and dropped-voice tables."""
     import pandas as pd
 
-    licence = {r["fname"]: SOUNDFONTS[r["soundfont"]].license for r in rows}
+    licence = {r["fname"]: LIBRARIES[r["library"]].licence for r in rows}
     table = pd.DataFrame([asdict(s) for s in specs]).assign(
         license=lambda t: t["fname"].map(licence), manually_verified=1).sort_values("fname")
     (root / META_DIR).mkdir(parents=True, exist_ok=True)
@@ -220,6 +270,11 @@ def write_metadata(root: Path, specs: list[ClipSpec], rows: list[dict]) -> None:
     test[["fname", "label", "usage", "freesound_id", "license"]].to_csv(
         root / META_DIR / TEST_CSV, index=False)
     pd.DataFrame(rows).sort_values("fname").to_csv(root / SOURCES_CSV, index=False)
+    if catalogue is not None:
+        pd.DataFrame(library_rows(catalogue, rows)).to_csv(root / LIBRARIES_CSV, index=False)
+        catalogue.shared.to_csv(root / SHARED_CSV, index=False)
+        pd.DataFrame(list(catalogue.dropped), columns=["library", "voice", "duplicate_of"]).to_csv(
+            root / DROPPED_CSV, index=False)
 
 
 def render_all(jobs: list[ClipJob], workers: int, progress: bool) -> Iterator[dict]:
@@ -269,18 +324,29 @@ def build_demo(out: Path | None = None, config: DemoConfig = DemoConfig(), force
     if (out / STAMP).exists() and not force:
         print(f"demo dataset: {out} was built with another config or version; rebuilding")
     check_replaceable(out)
-    soundfonts = {name: str(soundfont_path(name)) for name in SOUNDFONTS}
+    catalogue = load_catalogue(config.libraries, config.drop_duplicates, progress=progress)
+    if not catalogue.libraries:
+        raise RuntimeError("no sample library could be had: " + "; ".join(
+            f"{k}: {v}" for k, v in catalogue.missing.items()))
+    uncovered = [c for c in DEMO_CLASSES if not catalogue.libraries_of(c)]
+    if uncovered:
+        raise RuntimeError(f"no available library sounds {uncovered}; missing libraries: "
+                           + "; ".join(f"{k}: {v}" for k, v in catalogue.missing.items()))
+    for name, why in catalogue.missing.items():
+        print(f"demo dataset: library {name} is missing ({why}); building without it")
     specs = clip_specs(config)
     if progress:
-        print(f"demo dataset: rendering {len(specs)} clips of {len(DEMO_CLASSES)} classes "
-              f"into {out}")
+        print(f"demo dataset: rendering {len(specs)} clips of {len(DEMO_CLASSES)} classes from "
+              f"{len(catalogue.libraries)} libraries ({', '.join(catalogue.libraries)}) into {out}")
     remove_leftovers(out)  # of a build that was killed outright (there is one build at a time)
 
     def fill(folder: Path) -> None:
         for split_dir in (AUDIO_TRAIN_DIR, AUDIO_TEST_DIR):
             (folder / split_dir).mkdir()
-        jobs = [ClipJob(s, config, str(folder), soundfonts) for s in specs]
-        write_metadata(folder, specs, list(render_all(jobs, workers, progress)))
-        write_json(folder / STAMP, stamp_contents(config))
+        jobs = [ClipJob(s, config, str(folder), catalogue.fonts,
+                        {lib: catalogue.options[lib][s.label]
+                         for lib in catalogue.libraries_of(s.label)}) for s in specs]
+        write_metadata(folder, specs, list(render_all(jobs, workers, progress)), catalogue)
+        write_json(folder / STAMP, stamp_contents(config, tuple(catalogue.missing)))
 
     return atomic_folder(out, fill)

