@@ -353,6 +353,71 @@ def combine(runs: Runs, members: Sequence[str], name: str,
     return out
 
 
+def choose_per_fold(runs: Runs, candidates: Sequence[str], name: str,
+                    split: str = "cross_val", metric: str = "accuracy") -> tuple[Runs, pd.DataFrame]:
+    """Nested choice: in each direction (fold) separately, the candidate with the best mean
+    ``metric`` over seeds on ``split``, kept as a new model ``name``.
+
+    With :func:`helpers.splits.library_folds`, ``cross_val`` is the fold's inner validation
+    library, so fold L's choice never sees L: the new model's ``cross_test`` scores are honest
+    cross-library scores of the *procedure* "choose on validation, then test", whose choice may
+    differ from fold to fold. Ties go to the earlier candidate. Returns the new model's runs
+    and a table of the choice per fold (``direction``, ``chosen``, one column per candidate).
+    """
+    table = runs.table[runs.table["model"].isin(candidates) & (runs.table["split"] == split)]
+    missing = sorted(set(candidates) - set(table["model"]))
+    if missing:
+        raise KeyError(f"no {split!r} runs of {missing}")
+    means = table.groupby(["direction", "model"])[metric].mean().unstack("model")
+    means = means[list(candidates)]
+    chosen = {d: str(row.idxmax()) for d, row in means.iterrows()}
+    out = Runs(pd.DataFrame(), classes=list(runs.classes))
+    parts = []
+    for direction, model in chosen.items():
+        part = runs.table[(runs.table["model"] == model) & (runs.table["direction"] == direction)]
+        parts.append(part.assign(model=name))
+        for key, value in runs.probs.items():
+            if key[0] == model and key[1] == direction:
+                out.probs[(name, *key[1:])] = value
+        for store, target in ((runs.clips, out.clips), (runs.labels, out.labels)):
+            for key, value in store.items():
+                if key[0] == model and key[1] == direction:
+                    target[(name, *key[1:])] = value
+        for store, target in ((runs.histories, out.histories), (runs.weights, out.weights)):
+            for key, value in store.items():
+                if key[0] == model and key[1] == direction:
+                    target[(name, *key[1:])] = value
+    out.table = pd.concat(parts, ignore_index=True)
+    choices = means.round(4).assign(chosen=pd.Series(chosen)).reset_index()
+    return out, choices[["direction", "chosen", *candidates]]
+
+
+def pooled(runs: Runs, model: str, split: str = "cross_test",
+           metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """``model``'s scores on ``split`` pooled over all directions' clips, per seed.
+
+    With nested leave-one-library-out folds, every clip of every library is tested once per
+    seed, so pooling scores each clip once (a small library weighs by its clips, not as much
+    as a large one, unlike the mean over directions of :func:`summarise`). One row per seed,
+    columns ``metrics`` and ``n_clips``.
+    """
+    from helpers.evaluation import clip_metrics
+
+    rows = runs.table[(runs.table["model"] == model) & (runs.table["split"] == split)]
+    if rows.empty:
+        raise KeyError(f"no runs of {model!r} on split {split!r}")
+    directions = sorted(rows["direction"].unique())
+    out = []
+    for seed in sorted(rows["seed"].unique()):
+        have = [d for d in directions if (model, d, seed, split) in runs.probs]
+        labels = np.concatenate([runs.labels[(model, d, split)] for d in have])
+        probs = np.concatenate([runs.probs[(model, d, seed, split)] for d in have])
+        metrics_ = clip_metrics(labels, probs)
+        out.append({"seed": int(seed), **{m: metrics_[m] for m in metrics},
+                    "n_clips": len(labels), "directions": len(have)})
+    return pd.DataFrame(out).set_index("seed")
+
+
 def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
               splits: Sequence[str] = SCORED_SPLITS) -> pd.DataFrame:
     """One row per model: each split's metric as mean over directions, then mean and standard

@@ -23,7 +23,25 @@ libraries. One *direction* holds one library out:
 - ``cross_test``: the held-out library's test clips (the **cross-library** test).
 
 No clip of the held-out library is ever trained on, and no test clip of any library ever
-chooses anything. Used in: notebooks/02_preprocessing.ipynb and every notebook that trains.
+chooses anything. But with two libraries, ``cross_val`` and ``cross_test`` are clips of the same
+sampled instruments, so a choice made on one is fitted to the other.
+
+**Nested leave-one-library-out** (:func:`library_folds`, three or more libraries): one *fold*
+per library L, the outer test library, which chooses nothing. Inside the fold one other library
+V, rotated from fold to fold, is the *inner validation* library where the fold's choices are
+made; the model trains on the remaining libraries:
+
+- ``train`` / ``val``: the training clips of the libraries other than L and V;
+- ``test``: their test clips (the **in-library** test);
+- ``cross_val``: every clip of V (**inner validation**: the fold's choices);
+- ``cross_test``: every clip of L (the **cross-library** test: reported, never chosen on);
+- ``unused``: clips of the training libraries that share a recording with L or V (the
+  ``shares`` column, written by the demo's deduplication), so that no recording sits on both
+  sides of a split.
+
+Pooled over the folds, every clip gets one cross-library prediction from a model that never
+heard its library, nor a recording shared with it, and that was chosen without it.
+Used in: notebooks/02_preprocessing.ipynb and every notebook that trains.
 """
 
 from __future__ import annotations
@@ -36,7 +54,9 @@ import pandas as pd
 SPLITS = ("train", "val", "test")
 CROSS_SPLITS = ("train", "val", "test", "cross_val", "cross_test")
 SCORED_SPLITS = CROSS_SPLITS[1:]  # what a trained model is scored on (train only trains)
+UNUSED = "unused"  # a fold's clips that share a recording with its held-out libraries
 LIBRARY_COLUMN = "library"
+SHARES_COLUMN = "shares"  # other libraries a clip's recordings also appear in, ";"-separated
 
 
 class SplitError(ValueError):
@@ -95,7 +115,7 @@ def split_summary(clips: pd.DataFrame) -> pd.DataFrame:
     """Clips per class and split (a table for the notebooks)."""
     table = clips.pivot_table(index="label", columns="split", values="fname", aggfunc="count",
                               fill_value=0)
-    return table.reindex(columns=[s for s in CROSS_SPLITS if s in table.columns])
+    return table.reindex(columns=[s for s in (*CROSS_SPLITS, UNUSED) if s in table.columns])
 
 
 
@@ -111,6 +131,7 @@ class Direction:
     held_out: str
     trained_on: tuple[str, ...]
     clips: pd.DataFrame
+    validated_on: str = ""  # nested folds: the inner validation library (cross_val)
 
 
 def library_directions(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
@@ -156,3 +177,110 @@ def library_directions(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
                                     trained_on, out))
         check_no_leakage(out)
     return directions
+
+
+def _check_library_column(clips: pd.DataFrame, group_col: str, minimum: int) -> list[str]:
+    """The sorted library names of ``clips``, or a :class:`SplitError` saying what is missing."""
+    if group_col not in clips.columns:
+        raise SplitError(
+            f"the clip table has no {group_col!r} column, so cross-library evaluation does not "
+            "apply: it needs to know which sample library (source) each clip comes from. The "
+            "demo set records it (in demo_sources.csv); FSDKaggle2018 does not (its clips come "
+            "from thousands of Freesound uploaders and the metadata names none), so on "
+            "FSDKaggle2018 only the in-library split applies. For your own data, add a "
+            "sources.csv (fname,library) beside the metadata folder.")
+    libraries = clips[group_col]
+    if libraries.isna().any():
+        missing = clips.loc[libraries.isna(), "fname"].tolist()
+        raise SplitError(f"{len(missing)} clip(s) have no {group_col!r}, e.g. {missing[:3]}")
+    names = sorted(libraries.astype(str).unique())
+    if len(names) < minimum:
+        raise SplitError(f"nested leave-one-library-out needs at least {minimum} libraries in "
+                         f"{group_col!r} (one to test, one to choose on, one to train on); "
+                         f"found {names}")
+    if not set(clips["split"]) <= {"train", "test"}:
+        raise SplitError("library_folds expects the official splits ('train'/'test') in "
+                         f"'split', got {sorted(set(clips['split']))}")
+    return names
+
+
+def shared_with(clips: pd.DataFrame, shares_col: str = SHARES_COLUMN) -> pd.Series:
+    """Per clip, the set of other libraries its recordings also appear in (empty without the
+    column)."""
+    if shares_col not in clips.columns:
+        return pd.Series([frozenset()] * len(clips), index=clips.index)
+    return clips[shares_col].fillna("").astype(str).map(
+        lambda text: frozenset(t for t in text.split(";") if t))
+
+
+def inner_libraries(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN) -> dict[str, str]:
+    """The inner validation library of each fold: held-out library -> validation library.
+
+    Candidates are the libraries that cover the most classes (a validation library with few
+    classes could not judge the rest); fold L takes the candidate that follows L in sorted order,
+    cyclically, so the choosing moves from library to library.
+    """
+    names = sorted(clips[group_col].astype(str).unique())
+    coverage = clips.groupby(clips[group_col].astype(str))["label"].nunique()
+    best = int(coverage.max())
+    candidates = [n for n in names if coverage[n] == best]
+    out = {}
+    for held_out in names:
+        later = [c for c in candidates if c > held_out] + [c for c in candidates if c < held_out]
+        if not later:
+            raise SplitError(f"no library besides {held_out!r} covers {best} classes, so fold "
+                             f"{held_out!r} has no inner validation library")
+        out[held_out] = later[0]
+    return out
+
+
+def library_folds(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
+                  shares_col: str = SHARES_COLUMN, val_fraction: float = 0.2,
+                  seed: int = 0) -> list[Direction]:
+    """Nested leave-one-library-out: one fold (a :class:`Direction`) per library, sorted by name.
+
+    In the fold that holds out L (``held_out``, all of its clips ``cross_test``), the inner
+    validation library V (``validated_on``, all of its clips ``cross_val``) is chosen by
+    :func:`inner_libraries`; the other libraries' training clips are ``train``/``val``
+    (:func:`assign_splits`) and their test clips ``test``. A clip whose ``shares_col`` names L
+    or V (it plays a recording that L or V also holds) is ``unused`` in that fold. ``group_col``
+    may be any column (a user's own sources). Raises :class:`SplitError` for a missing column,
+    gaps, fewer than three libraries, or splits other than the official 'train'/'test'.
+    """
+    names = _check_library_column(clips, group_col, minimum=3)
+    libraries = clips[group_col].astype(str)
+    shares = shared_with(clips, shares_col)
+    inner = inner_libraries(clips, group_col)
+    folds = []
+    for held_out in names:
+        validated_on = inner[held_out]
+        out = clips.copy()
+        is_test = (libraries == held_out).to_numpy()
+        is_val = (libraries == validated_on).to_numpy()
+        linked = shares.map(lambda s, a=held_out, b=validated_on: a in s or b in s).to_numpy()
+        own = ~is_test & ~is_val & ~linked
+        out.loc[own, "split"] = assign_splits(out[own], val_fraction=val_fraction,
+                                              seed=seed)["split"].to_numpy()
+        out.loc[is_val, "split"] = "cross_val"
+        out.loc[is_test, "split"] = "cross_test"
+        out.loc[~is_test & ~is_val & linked, "split"] = UNUSED
+        trained_on = tuple(n for n in names if n not in (held_out, validated_on))
+        folds.append(Direction(f"{held_out} (chosen on {validated_on})", held_out, trained_on,
+                               out, validated_on=validated_on))
+        check_no_leakage(out)
+        check_no_shared_recordings(out, group_col, shares_col)
+    return folds
+
+
+def check_no_shared_recordings(fold: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
+                               shares_col: str = SHARES_COLUMN) -> None:
+    """Raise if a clip that trains or is scored in-library shares a recording with a library
+    that the fold validates or tests on (a recording on both sides of the split)."""
+    outside = fold.loc[fold["split"].isin(["cross_val", "cross_test"]), group_col].astype(str)
+    held = set(outside.unique())
+    inside = fold["split"].isin(["train", "val", "test"])
+    crossing = shared_with(fold, shares_col)[inside].map(lambda s: bool(s & held))
+    if crossing.any():
+        names = fold.loc[crossing[crossing].index, "fname"].tolist()
+        raise AssertionError(f"{len(names)} training-side clip(s) share a recording with the "
+                             f"held-out libraries {sorted(held)}, e.g. {names[:3]}")

@@ -14,12 +14,14 @@ from helpers.models import LOGMEL_CNN
 from helpers.protocol import (
     CNNRecipe,
     Runs,
+    choose_per_fold,
     clip_scores,
     convergence_text,
     evaluate_clip_model,
     headline,
     load_recipe,
     paired,
+    pooled,
     save_recipe,
     summarise,
 )
@@ -135,3 +137,34 @@ def test_an_ensemble_averages_probabilities_clip_by_clip():
     np.testing.assert_allclose(probs[0], 0.75 * np.array([0.9, 0.1]) + 0.25 * np.array([0.1, 0.9]))
     assert list(both.table["seed"]) == [0, 1]  # b's single run serves both of a's seeds
     assert summarise(both).loc["a+b", "cross_val_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_each_fold_chooses_on_its_own_validation_and_the_choice_is_tested_by_hand():
+    """Fold F1 validates best with 'a', fold F2 with 'b': the chosen model is a in F1 and b in
+    F2, and its cross-library test clips are exactly those models' clips there."""
+    a = _runs("a", {("F1", "cross_val"): [1, 1, 1, 0], ("F1", "cross_test"): [1, 0, 0, 0],
+                    ("F2", "cross_val"): [1, 0, 0, 0], ("F2", "cross_test"): [1, 1, 1, 1]})
+    b = _runs("b", {("F1", "cross_val"): [1, 1, 0, 0], ("F1", "cross_test"): [1, 1, 1, 1],
+                    ("F2", "cross_val"): [1, 1, 1, 1], ("F2", "cross_test"): [0, 0, 0, 0]})
+    chosen, choices = choose_per_fold(a + b, ["a", "b"], "chosen")
+    assert dict(zip(choices["direction"], choices["chosen"])) == {"F1": "a", "F2": "b"}
+    assert list(choices.columns) == ["direction", "chosen", "a", "b"]
+    row = summarise(chosen).loc["chosen"]
+    assert row["cross_test_accuracy"] == pytest.approx((0.25 + 0.0) / 2)  # a's F1, b's F2
+    assert row["cross_val_accuracy"] == pytest.approx((0.75 + 1.0) / 2)
+    assert chosen.probs[("chosen", "F2", 0, "cross_test")] is b.probs[("b", "F2", 0, "cross_test")]
+    tie, _ = choose_per_fold(a + a.rename("a", "c"), ["c", "a"], "tie")
+    assert set(tie.table["direction"]) == {"F1", "F2"}
+    assert tie.probs[("tie", "F1", 0, "cross_val")] is not None
+    with pytest.raises(KeyError, match="no 'cross_val' runs"):
+        choose_per_fold(a, ["a", "zzz"], "x")
+
+
+def test_pooled_scores_weigh_every_clip_once():
+    runs = _runs("m", {("big", "cross_test"): [1, 1, 1, 1, 1, 1], ("small", "cross_test"): [0, 0]})
+    table = pooled(runs, "m")
+    assert list(table.index) == [0, 1]
+    assert table.loc[0, "accuracy"] == pytest.approx(6 / 8)  # the mean over folds would say 0.5
+    assert table.loc[0, "n_clips"] == 8 and table.loc[0, "directions"] == 2
+    with pytest.raises(KeyError, match="no runs"):
+        pooled(runs, "m", split="test")

@@ -7,10 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers.splits import (
+    SHARES_COLUMN,
+    UNUSED,
     SplitError,
     assign_splits,
     check_no_leakage,
+    check_no_shared_recordings,
     library_directions,
+    library_folds,
     split_summary,
 )
 
@@ -108,3 +112,70 @@ def test_cross_library_split_says_why_it_does_not_apply_to_fsdkaggle2018():
 def test_any_grouping_column_works():
     clips = _libraries().rename(columns={"library": "microphone"})
     assert len(library_directions(clips, group_col="microphone")) == 2
+
+
+# --- nested leave-one-library-out ------------------------------------------------------------
+
+def test_nested_folds_test_each_library_once_and_choose_on_another():
+    clips = _libraries(libraries=("L1", "L2", "L3", "L4"))
+    folds = library_folds(clips)
+    assert [f.held_out for f in folds] == ["L1", "L2", "L3", "L4"]
+    assert [f.validated_on for f in folds] == ["L2", "L3", "L4", "L1"]  # rotated
+    for f in folds:
+        out = f.clips
+        assert list(out["fname"]) == list(clips["fname"])
+        lib = out["library"]
+        assert set(out.loc[lib == f.held_out, "split"]) == {"cross_test"}  # all its clips
+        assert set(out.loc[lib == f.validated_on, "split"]) == {"cross_val"}
+        rest = ~lib.isin([f.held_out, f.validated_on])
+        assert set(out.loc[rest, "split"]) == {"train", "val", "test"}
+        assert (out.loc[rest & (clips["split"] == "test"), "split"] == "test").all()
+        assert f.trained_on == tuple(sorted(set(clips["library"]) - {f.held_out, f.validated_on}))
+    # pooled over the folds, every clip is tested cross-library exactly once
+    tested = pd.concat([f.clips.loc[f.clips["split"] == "cross_test", "fname"] for f in folds])
+    assert sorted(tested) == sorted(clips["fname"])
+
+
+def test_inner_validation_library_covers_the_most_classes():
+    clips = _libraries(libraries=("L1", "L2", "L3"))
+    small = _libraries(classes=("A",), libraries=("drums",))
+    folds = library_folds(pd.concat([clips, small], ignore_index=True))
+    assert "drums" not in {f.validated_on for f in folds}
+    assert {f.held_out: f.validated_on for f in folds}["drums"] == "L1"
+
+
+def test_a_shared_recording_never_sits_on_both_sides_of_a_split():
+    """L3's class-A clips play a recording that L1 also holds: in every fold that tests or
+    validates on L1 they are unused; elsewhere they train (and L1's clips likewise)."""
+    clips = _libraries(libraries=("L1", "L2", "L3", "L4"))
+    a1 = (clips["library"] == "L1") & (clips["label"] == "A")
+    a3 = (clips["library"] == "L3") & (clips["label"] == "A")
+    clips[SHARES_COLUMN] = ""
+    clips.loc[a1, SHARES_COLUMN] = "L3"
+    clips.loc[a3, SHARES_COLUMN] = "L1"
+    for f in library_folds(clips):
+        out, held = f.clips, {f.held_out, f.validated_on}
+        sides = {"cross_val", "cross_test"}
+        if "L1" in held and "L3" not in held:
+            assert set(out.loc[a3, "split"]) == {UNUSED}
+        if "L3" in held and "L1" not in held:
+            assert set(out.loc[a1, "split"]) == {UNUSED}
+        if not held & {"L1", "L3"}:
+            assert set(out.loc[a1 | a3, "split"]) <= {"train", "val", "test"}
+        assert not (out.loc[a1, "split"].isin(sides).any() and
+                    out.loc[a3, "split"].isin(["train", "val", "test"]).any())
+        check_no_shared_recordings(out)
+    bad = library_folds(clips)[0].clips  # L1 held out: force L3's shared clips into training
+    bad.loc[a3, "split"] = "train"
+    with pytest.raises(AssertionError, match="share a recording"):
+        check_no_shared_recordings(bad)
+
+
+def test_nested_folds_need_three_libraries_and_say_why():
+    with pytest.raises(SplitError, match="at least 3 libraries"):
+        library_folds(_libraries())
+    with pytest.raises(SplitError, match="FSDKaggle2018 does not"):
+        library_folds(_libraries().drop(columns="library"))
+    folds = library_folds(_libraries(libraries=("a", "b", "c")).rename(columns={"library": "mic"}),
+                          group_col="mic")
+    assert [f.held_out for f in folds] == ["a", "b", "c"]
