@@ -587,6 +587,30 @@ def check_goals(measured: Mapping[str, float], goals: Goals = Goals()) -> pd.Dat
 # ----------------------------------------------------------------------------- sweep
 
 
+def choose_sparsity(table: pd.DataFrame, accuracy_budget: float) -> tuple[float, str]:
+    """The deployable sparsity of a sweep, chosen on validation, and the rule that chose it.
+
+    ``table`` has ``target_sparsity`` and ``val_accuracy`` per row; the dense model is the row
+    with ``target_sparsity`` NaN or first (notebook 06's sweep table: dense, control 0.0, then the
+    pruned sparsities). The highest sparsity above 0 whose validation accuracy is at most
+    ``accuracy_budget`` below the dense model's wins. If none is, the pruned setting with the
+    best validation accuracy (the higher sparsity among ties): a rule never picks a setting its
+    own numbers show is worse.
+    """
+    dense = float(table.iloc[0]["val_accuracy"])
+    pruned = table[table["target_sparsity"] > 0]
+    if pruned.empty:
+        raise ValueError("the sweep has no pruned model (target_sparsity > 0) to choose from")
+    within = pruned[pruned["val_accuracy"] >= dense - accuracy_budget - 1e-9]
+    if len(within):
+        return float(within["target_sparsity"].max()), (
+            f"highest sparsity within {accuracy_budget:.3f} of the dense validation accuracy")
+    best = pruned.sort_values(["val_accuracy", "target_sparsity"], ascending=False).iloc[0]
+    return float(best["target_sparsity"]), (
+        f"no pruned model stayed within {accuracy_budget:.3f} of the dense validation accuracy; "
+        f"took the one with the best validation accuracy ({best['val_accuracy']:.3f})")
+
+
 def _row(name: str, target: float, model, prepared) -> dict:
     from helpers.experiment import score
 

@@ -25,6 +25,7 @@ from helpers.pruning import (  # noqa: E402
     PruningWarning,
     assert_sparsity,
     check_goals,
+    choose_sparsity,
     compare_latency,
     count_nonzero,
     gzip_size,
@@ -426,3 +427,18 @@ def test_sparsity_can_count_only_the_pruned_kernels():
     assert assert_sparsity(model, 0.8, min_weights=100) == pytest.approx(0.8)
     with pytest.raises(AssertionError, match="below the target"):
         assert_sparsity(model, 0.9, min_weights=100)
+
+
+def test_the_sparsity_rule_never_picks_a_setting_its_own_numbers_show_is_worse():
+    """Within the budget: the highest sparsity. Outside it: the pruned model with the best
+    validation accuracy (the higher sparsity among ties), not the target."""
+    table = pd.DataFrame({"model": ["dense", "control", "50 %", "80 %", "90 %"],
+                          "target_sparsity": [np.nan, 0.0, 0.5, 0.8, 0.9],
+                          "val_accuracy": [0.80, 0.81, 0.795, 0.79, 0.70]})
+    assert choose_sparsity(table, 0.01) == (0.8, "highest sparsity within 0.010 of the dense validation accuracy")
+    chosen, how = choose_sparsity(table, 0.001)
+    assert chosen == 0.5 and "best validation accuracy (0.795)" in how  # not the 80 % target
+    tie = table.assign(val_accuracy=[0.80, 0.8, 0.7, 0.7, 0.6])
+    assert choose_sparsity(tie, 0.01)[0] == 0.8
+    with pytest.raises(ValueError, match="no pruned model"):
+        choose_sparsity(table.iloc[:2], 0.01)
