@@ -9,13 +9,18 @@ other recording chains. :class:`WaveformAugment` draws, per copy of a clip, a ra
   phase-vocoder pitch shift), as if another sample had been played;
 - a seven-band parametric EQ of up to ± ``eq_db`` per band, and (with ``bandlimit_p``) a low-,
   high- or band-pass filter: another microphone or another sample's colour;
-- (with ``room_p``) a synthetic room with RT60 in ``rt60`` (:func:`helpers.perturb.add_reverb`);
-- background noise of a random spectral slope (brown to violet) at an SNR in ``noise_snr_db``,
-  and a level drift of up to ``level_drift_db`` (a gain change alone would do nothing: the
-  log-mel features are relative to each clip's peak).
+- (with ``room_p``) a room: audiomentations' ``ApplyImpulseResponse`` with one of ``rooms``
+  impulse responses of shoebox rooms with RT60 in ``rt60``, computed once by the image-source
+  method of ``pyroomacoustics`` (:func:`room_impulse_responses`);
+- background noise of a random spectral slope (brown to violet) at an SNR in ``noise_snr_db``
+  (audiomentations' ``AddColorNoise``), and a level drift of up to ``level_drift_db`` (a gain
+  change alone would do nothing: the log-mel features are relative to each clip's peak).
 
-Rooms and noise come from :mod:`helpers.acoustics`, the model that also made the demo set's
-recordings and notebook 04's perturbations, with its one definition of SNR.
+None of it is :mod:`helpers.acoustics`, the simulator that rendered the demo set's recordings
+(rooms of exponentially decaying filtered noise, its own noise colours and SNR definition): a
+model trained on that simulator's output would partly learn the test clips' generating process.
+Here the rooms are geometric (direct sound, specular reflections) and the noise and its SNR are
+audiomentations'.
 
 Copies are rendered ONCE per clip and cached (keyed by the clip, the features and these
 settings), not re-rendered every epoch; each copy is cut into windows at exactly the frames the
@@ -41,8 +46,10 @@ import pandas as pd
 
 from helpers.features import FeatureConfig
 
-# bump when the rendering changes what it writes (2: room and noise from helpers.acoustics)
-AUGMENT_VERSION = 2
+# bump when the rendering changes what it writes (3: rooms and noise from audiomentations and
+# pyroomacoustics, none from helpers.acoustics)
+AUGMENT_VERSION = 3
+ROOM_ORDER = 80  # highest image-source reflection order (deterministic; no ray tracing)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class WaveformAugment:
     bandlimit_p: float = 0.3
     room_p: float = 0.5
     rt60: tuple[float, float] = (0.2, 1.5)
+    rooms: int = 16  # impulse responses in the bank the room transform draws from
     noise_snr_db: tuple[float, float] = (15.0, 45.0)
     level_drift_db: float = 6.0
     seed: int = 0
@@ -66,42 +74,29 @@ class WaveformAugment:
             raise ValueError(f"copies must be >= 1, got {self.copies}")
         if not 0 <= self.bandlimit_p <= 1 or not 0 <= self.room_p <= 1:
             raise ValueError("bandlimit_p and room_p are probabilities in [0, 1]")
+        if self.rooms < 1:
+            raise ValueError(f"rooms must be >= 1, got {self.rooms}")
 
-    def pipeline(self):
+    def pipeline(self, sample_rate: int):
         """The ``audiomentations.Compose`` chain (randomness from ``random`` and ``np.random``)."""
         import audiomentations as am
         import soxr
-
-        from helpers.acoustics import mix_at_snr, sloped_noise
-        from helpers.perturb import add_reverb
 
         def varispeed(samples, sample_rate):
             # pitch and tempo together, as a sampler plays a sample above or below its root key
             factor = 2 ** (np.random.uniform(-self.pitch_semitones, self.pitch_semitones) / 12)
             return soxr.resample(samples, sample_rate * factor, sample_rate, quality="HQ")
 
-        def room(samples, sample_rate):
-            rt60 = np.random.uniform(*self.rt60)
-            return add_reverb(samples, sample_rate, rt60, seed=int(np.random.randint(2**31)),
-                              drr_db=float(np.random.uniform(-3, 12)))
-
-        def noise(samples, sample_rate):
-            # any spectral slope from brown (-6 dB/octave) to violet (+6), at an SNR of
-            # helpers.acoustics' definition (the sounding part's power over the noise's)
-            if not np.any(samples):
-                return samples
-            slope, snr = np.random.uniform(-6.0, 6.0), np.random.uniform(*self.noise_snr_db)
-            hiss = sloped_noise(np.random.default_rng(np.random.randint(2**31)), len(samples),
-                                slope, sample_rate)
-            return mix_at_snr(samples, hiss, snr).astype(np.float32)
-
+        low, high = self.noise_snr_db
         return am.Compose([
             am.Lambda(varispeed, p=1.0),
             am.SevenBandParametricEQ(-self.eq_db, self.eq_db, p=1.0),
             am.OneOf([am.LowPassFilter(2000, 8000), am.HighPassFilter(80, 600),
                       am.BandPassFilter(500, 3000)], p=self.bandlimit_p),
-            am.Lambda(room, p=self.room_p),
-            am.Lambda(noise, p=1.0),
+            am.ApplyImpulseResponse(sorted(room_impulse_responses(self, sample_rate).glob("*.wav")),
+                                    p=self.room_p, leave_length_unchanged=True),
+            am.AddColorNoise(min_snr_db=low, max_snr_db=high, min_f_decay=-6.0, max_f_decay=6.0,
+                             p=1.0),
             am.GainTransition(-self.level_drift_db, self.level_drift_db, p=0.5),
         ])
 
@@ -113,7 +108,8 @@ class WaveformAugment:
         state = int.from_bytes(draw, "little") % 2**32
         random.seed(state)
         np.random.seed(state)
-        out = _pipeline(self)(samples=np.asarray(y, np.float32), sample_rate=sample_rate)
+        out = _pipeline(self, sample_rate)(samples=np.asarray(y, np.float32),
+                                           sample_rate=sample_rate)
         out = np.nan_to_num(np.asarray(out, np.float32)[: len(y)])
         return np.pad(out, (0, len(y) - len(out))) if len(out) < len(y) else out
 
@@ -138,9 +134,58 @@ class WaveformAugment:
 
 
 @cache
-def _pipeline(augment: WaveformAugment):
+def _pipeline(augment: WaveformAugment, sample_rate: int):
     """One transform chain per settings and process (building it imports audiomentations)."""
-    return augment.pipeline()
+    return augment.pipeline(sample_rate)
+
+
+def room_impulse_response(rng: np.random.Generator, rt60: float, sample_rate: int) -> np.ndarray:
+    """One shoebox room's impulse response (peak 1), by ``pyroomacoustics``' image-source method.
+
+    Room 3-12 x 3-9 x 2.4-4.5 m; wall absorption from the wanted RT60 (Sabine's formula,
+    ``pyroomacoustics.inverse_sabine``); source and microphone anywhere at least 0.5 m from the
+    walls. Reflections up to order :data:`ROOM_ORDER` (no ray tracing, whose random rays would
+    make the response differ from run to run), so the longest reverberation tails are cut short.
+    """
+    import pyroomacoustics as pra  # heavy optional dependency: only for the room bank
+
+    dims = rng.uniform([3.0, 3.0, 2.4], [12.0, 9.0, 4.5])
+    absorption, order = pra.inverse_sabine(rt60, dims)
+    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption),
+                       max_order=int(min(order, ROOM_ORDER)))
+    room.add_source(rng.uniform(0.5, dims - 0.5))
+    room.add_microphone(rng.uniform(0.5, dims - 0.5))
+    room.compute_rir()
+    ir = np.asarray(room.rir[0][0], dtype=np.float64)
+    return (ir / np.max(np.abs(ir))).astype(np.float32)
+
+
+def room_impulse_responses(augment: WaveformAugment, sample_rate: int):
+    """The folder of ``augment.rooms`` impulse responses (WAV) the room transform draws from.
+
+    Made once per (settings, rate) from ``augment.seed`` and kept in the cache folder, written
+    atomically (a half-written bank never looks complete). Returns the folder.
+    """
+    import soundfile as sf
+
+    from helpers.cache import key_for
+    from helpers.files import atomic_folder
+    from helpers.paths import cache_dir
+
+    key = key_for(rooms=augment.rooms, rt60=list(augment.rt60), seed=augment.seed,
+                  sample_rate=sample_rate, order=ROOM_ORDER, version=AUGMENT_VERSION)
+    folder = cache_dir() / "rooms" / key
+    if len(list(folder.glob("*.wav"))) == augment.rooms:
+        return folder
+
+    def fill(tmp):
+        rng = np.random.default_rng([augment.seed, 7])
+        for i in range(augment.rooms):
+            rt60 = float(rng.uniform(*augment.rt60))
+            sf.write(tmp / f"room{i:02d}_rt60_{rt60:.2f}s.wav",
+                     room_impulse_response(rng, rt60, sample_rate), sample_rate, subtype="FLOAT")
+
+    return atomic_folder(folder, fill)
 
 
 def _render_clip(path, fname: str, config: FeatureConfig, augment: WaveformAugment) -> np.ndarray:
