@@ -10,6 +10,17 @@ out of notebooks and command output.
 TF-MOT pruning only works with Keras 2, so every model is built with ``tf_keras`` and
 ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is imported for the first time.
 This is the one place that sets it.
+
+**The same numbers on every machine of this kind.** Left alone, the numeric kernels choose their
+code from the CPU they run on, so the same commit trains to different weights on two machines:
+TensorFlow turns its oneDNN operations on only where the CPU has AVX-512 VNNI or BF16 (or AMX),
+oneDNN then picks its kernels by instruction set, OpenBLAS picks its kernel by CPU, and numpy
+dispatches ``log10`` and friends to AVX-512 where it exists. :data:`PINNED` fixes each choice to
+what every x86-64 machine of ours has (AVX2): oneDNN on, at most AVX2; OpenBLAS's Haswell kernel;
+numpy's AVX2 loops. They must be set before TensorFlow and numpy are first imported, which is why
+they are here (a notebook imports ``helpers`` in its first code cell; worker processes inherit
+them). A variable already set in the environment is left as it is. ``tests/test_reproducibility.py``
+pins a short training's weights; ``python -m helpers environment`` prints what a run used.
 """
 
 import contextlib
@@ -18,6 +29,28 @@ import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep notebooks readable (C++ log spam from tf.data)
+
+
+def _numpy_at_least(major: int, minor: int) -> bool:
+    """numpy's installed version, read without importing it (names of its CPU features vary)."""
+    from importlib import metadata
+
+    try:
+        parts = metadata.version("numpy").split(".")
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+    except (metadata.PackageNotFoundError, ValueError, IndexError):
+        return False
+
+
+PINNED: dict[str, str] = {
+    "TF_ENABLE_ONEDNN_OPTS": "1",  # oneDNN on whatever the CPU ...
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # ... with the kernels every x86-64 machine of ours runs
+    "OPENBLAS_CORETYPE": "Haswell",  # one OpenBLAS kernel (AVX2), not one per CPU
+}
+if _numpy_at_least(2, 4):  # numpy 2.4 names its dispatch targets X86_V3 (AVX2), X86_V4, ...
+    PINNED["NPY_DISABLE_CPU_FEATURES"] = "X86_V4 AVX512_ICL AVX512_SPR"
+for _name, _value in PINNED.items():
+    os.environ.setdefault(_name, _value)
 
 __version__ = "0.1.0"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from helpers.environment import describe as describe_environment
 from helpers.files import write_json
 from helpers.paths import executed_dir, notebooks_dir, results_dir, use_profile_output
 
@@ -200,5 +201,7 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
     record = {"profile": profile, "overrides": overrides or {}, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
     whole = len(notebooks) == len(chain_notebooks())
     path = write_json(results_dir() / f"chain_{profile}{'' if whole else '_partial'}.json", record)
+    if whole:  # where the whole chain ran: CPU, packages, the pinned numeric settings
+        write_json(results_dir() / f"environment_{profile}.json", describe_environment())
     print(f"chain finished in {record['total_seconds']:.0f} s; times in {path}")
     return record

@@ -8,6 +8,7 @@ data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_
 chain                execute the numbered notebooks in order with papermill
 predict              label audio files or folders with a trained model (CSV on stdout)
 report               regenerate the README's results, key figures and gallery
+environment          print the machine, packages and pinned numeric settings (JSON)
 book                 build the web book (build/book/html) from the last chain run's notebooks
 tune                 random search of the CNN's hyperparameters (``--workers N``: distributed)
 """
@@ -132,6 +133,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_environment(args: argparse.Namespace) -> int:
+    import json
+
+    from helpers.environment import describe
+
+    print(json.dumps(describe(), indent=2))
+    return 0
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
     from helpers.book import BookError, build_book
 
@@ -194,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="regenerate the README's results and gallery")
     report.set_defaults(func=_cmd_report)
+
+    environment = sub.add_parser("environment", help="print the machine, packages and pinned "
+                                                     "numeric settings a run would use (JSON)")
+    environment.set_defaults(func=_cmd_environment)
 
     book = sub.add_parser("book", help="build the web book from the executed notebooks",
                           description="Build a static HTML site from executed/ (the last chain "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,45 @@ def test_no_executed_cell_shows_tensorflows_start_up_notices(smoke_runs):
     for path in sorted((smoke_runs[0] / "executed").glob("*.ipynb")):
         shown = json.dumps([c.get("outputs", []) for c in nbformat.read(path, as_version=4).cells])
         assert "absl::InitializeLog" not in shown and "oneDNN custom operations" not in shown, path.name
+
+
+def _recorded_verdicts(summary) -> set[str]:
+    """Every ``verdict`` string anywhere in results/summary.json."""
+    if isinstance(summary, dict):
+        found = {v for k, v in summary.items() if k == "verdict" and isinstance(v, str)}
+        return found.union(*(_recorded_verdicts(v) for k, v in summary.items() if k != "verdict"))
+    if isinstance(summary, list):
+        return set().union(*(_recorded_verdicts(v) for v in summary))
+    return set()
+
+
+def _takeaways(path: Path) -> str:
+    """What an executed notebook's Takeaways section displayed (markdown and printed text)."""
+    cells = nbformat.read(path, as_version=4).cells
+    start = next((i for i, c in enumerate(cells) if c.source.startswith("## Takeaways")), None)
+    if start is None:
+        return ""
+    text = []
+    for cell in cells[start + 1:]:
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            break
+        for out in cell.get("outputs", []):
+            text.append(out.get("data", {}).get("text/markdown", "") + out.get("text", ""))
+    return "\n".join(text)
+
+
+@pytest.mark.slow
+def test_takeaways_take_their_verdict_words_from_the_recorded_verdicts(smoke_runs):
+    """Every 'better than' / 'worse than' a takeaway shows sits inside a verdict recorded in
+    results/summary.json: the takeaways repeat the tests' verdicts, never their own comparison."""
+    verdicts = _recorded_verdicts(json.loads((smoke_runs[0] / "results" / "summary.json").read_text()))
+    assert verdicts, "the smoke run recorded no verdict"
+    for path in sorted((smoke_runs[0] / "executed").glob("*.ipynb")):
+        text = _takeaways(path)
+        covered = [(m.start(), m.start() + len(v)) for v in verdicts for m in re.finditer(re.escape(v), text)]
+        for word in re.finditer(r" (better|worse) than ", text):
+            assert any(a <= word.start() < b for a, b in covered), (
+                f"{path.name}: '{text[max(0, word.start() - 60): word.end() + 40]}' is not a recorded verdict")
 
 
 def test_chain_writes_exactly_the_committed_figures(smoke_runs):
