@@ -40,7 +40,7 @@ KEY_FIGURES: tuple[tuple[str, str], ...] = (
     ("03_model_comparison", "Notebook 03: the two CNNs and eight classical classifiers, each tested on "
                             "the sample library it trained on and on the one it never heard."),
     ("04_augmentation_comparison", "Notebook 04: the log-mel CNN under each training recipe (CutMix and "
-                                   "its relatives, waveform augmentation, PCEN), in-library and "
+                                   "its relatives, waveform augmentation), in-library and "
                                    "cross-library; cross-library validation makes the choice."),
     ("09_transfer_comparison", "Notebook 09: classifiers on embeddings of a network pretrained on real "
                                "music, against the CNNs trained from scratch."),
