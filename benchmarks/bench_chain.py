@@ -45,7 +45,8 @@ from helpers.paths import data_dir
 from helpers.report import (
     ANCHOR_FILE,
     BUDGET_MINUTES,
-    GOAL_MINUTES,
+    BUDGET_UNITS,
+    GOAL_UNITS,
     anchor_applies,
     anchored_budget,
     budget_verdict,
@@ -188,8 +189,8 @@ def run_anchor(args) -> None:
           f"({anchor['committed_total_seconds'] / 60:.1f} min when committed) = "
           f"{anchor['total_units']:.1f} units of {anchor['reference']['median']:.2f} s")
     if args.profile == "full":
-        print(f"budget: {anchored_budget(anchor, BUDGET_MINUTES['full']):.1f} units; goal "
-              f"({GOAL_MINUTES['full']} min): {anchored_budget(anchor, GOAL_MINUTES['full']):.1f} units")
+        print(f"budget: {BUDGET_UNITS['full']:.0f} units (the anchor's {BUDGET_MINUTES['full']} min: "
+              f"{anchored_budget(anchor, BUDGET_MINUTES['full']):.1f} units); goal {GOAL_UNITS['full']:.0f} units")
     print(f"written to {path}")
 
 
@@ -208,8 +209,8 @@ def show(record: dict, runs: tuple[str, ...], anchor: dict | None) -> None:
         print(f"{name:24s}{cells}")
     anchor = anchor if anchor_applies(anchor, record) else None
     if record["profile"] == "full" and anchor:
-        print(f"budget {anchored_budget(anchor, BUDGET_MINUTES['full']):.1f} units, goal "
-              f"{anchored_budget(anchor, GOAL_MINUTES['full']):.1f} units (anchor {anchor['commit']}, "
+        print(f"budget {BUDGET_UNITS['full']:.0f} units, goal "
+              f"{GOAL_UNITS['full']:.0f} units (anchor {anchor['commit']}, "
               f"{anchor['total_units']:.1f} units on {anchor['date'][:10]})")
     elif record["profile"] == "full":
         print(f"no anchor in results/{ANCHOR_FILE}: the budget is {BUDGET_MINUTES['full']} min of "

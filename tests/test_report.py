@@ -10,6 +10,8 @@ import pytest
 
 from helpers.paths import figures_dir, results_dir
 from helpers.report import (
+    BUDGET_UNITS,
+    GOAL_UNITS,
     KEY_FIGURES,
     anchored_budget,
     budget_verdict,
@@ -110,10 +112,10 @@ def test_timing_table_shows_both_runs_of_each_profile():
     assert "issue" not in timing_markdown() and "no anchored run" in timing_markdown()
 
 
-def test_budget_in_units_is_the_anchored_run_scaled_to_its_minutes():
+def test_budget_in_units_is_fixed_and_the_anchor_scales_its_minutes():
     assert anchored_budget(ANCHOR, 20) == pytest.approx(120 * 1200 / 1190)
     assert anchored_budget(ANCHOR, 15) == pytest.approx(120 * 900 / 1190)
-    budget = anchored_budget(ANCHOR, 20)
+    budget = BUDGET_UNITS["full"]
     assert budget_verdict("full", 5000.0, units=budget - 0.1, anchor=ANCHOR) == "within"
     assert budget_verdict("full", 60.0, units=budget * 1.1, anchor=ANCHOR) == \
         f"**over by {0.1 * budget:.1f} u (10 %)**"
@@ -134,10 +136,11 @@ def test_timing_table_in_units_with_the_anchored_verdict():
     assert "no anchored run" in text and "full first run 10.5 min: within" in text
     _write("bench_anchor", None, ANCHOR)
     text = timing_markdown()
-    budget = anchored_budget(ANCHOR, 20)
-    assert f"full profile within {budget:.1f} u" in text and "commit `b2f9d46`" in text
+    budget = BUDGET_UNITS["full"]
+    assert f"full profile within {budget:.0f} u cold, goal {GOAL_UNITS['full']:.0f} u" in text
+    assert "commit `b2f9d46`" in text
     assert "19.8 min when committed, 120.0 u re-measured cold here on 2026-11-30" in text
-    assert f"the goal, 15 min, is {anchored_budget(ANCHOR, 15):.1f} u" in text
+    assert f"i.e. {anchored_budget(ANCHOR, 20):.1f} u" in text
     assert f"full first run 126.0 u: **over by {126 - budget:.1f} u" in text
     assert "full second run 18.0 u: within" in text and "smoke first run 0.9 min: within" in text
     assert "A reference unit (u) is the median time of the reference (5.0 s in the full run" in text
@@ -145,7 +148,7 @@ def test_timing_table_in_units_with_the_anchored_verdict():
     _write("bench_anchor", None, {**ANCHOR, "reference": {"version": 2}})
     text = timing_markdown()
     assert "full first run 10.5 min: within" in text and "not measured in the anchor's reference units" in text
-    assert f"full profile within {budget:.1f} u" in text
+    assert f"full profile within {budget:.0f} u cold" in text
 
 
 def _scale_record() -> dict:
