@@ -214,8 +214,8 @@ def test_bench_chain_runs_each_notebook_of_the_measured_tree_with_a_reference_af
               "committed_total_seconds": 1200.0, "reference": {"version": reference.REFERENCE_VERSION}}
     bench_chain.show(record, ("first", "second"), anchor)
     shown = capsys.readouterr().out
-    assert "budget 4.0 units, goal 3.0 units" in shown
-    assert "first run total 10 s (0.2 min) = 5.0 units: over by 1.0 u (25 %)" in shown
+    assert "budget 100 units, goal 68 units (anchor b2f9d46" in shown  # fixed in units since #22
+    assert "first run total 10 s (0.2 min) = 5.0 units: within" in shown
 
 
 def test_bench_patience_trains_the_chapters_recipes_with_each_patience(monkeypatch, tmp_path):
