@@ -144,11 +144,13 @@ def room_impulse_response(rng: np.random.Generator, rt60: float, sample_rate: in
 
     Room 3-12 x 3-9 x 2.4-4.5 m; wall absorption from the wanted RT60 (Sabine's formula,
     ``pyroomacoustics.inverse_sabine``); source and microphone anywhere at least 0.5 m from the
-    walls. Reflections up to order :data:`ROOM_ORDER` (no ray tracing, whose random rays would
-    make the response differ from run to run), so the longest reverberation tails are cut short.
+    walls. Reflections up to order :data:`ROOM_ORDER`, on one thread and without ray tracing
+    (its threads and its random rays make the response differ from run to run), so the longest
+    reverberation tails are cut short.
     """
     import pyroomacoustics as pra  # heavy optional dependency: only for the room bank
 
+    pra.constants.set("num_threads", 1)  # its threads make the response differ from run to run
     dims = rng.uniform([3.0, 3.0, 2.4], [12.0, 9.0, 4.5])
     absorption, order = pra.inverse_sabine(rt60, dims)
     room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption),

@@ -4,6 +4,9 @@ both read them)."""
 
 from __future__ import annotations
 
+import helpers  # noqa: F401  (first: pins the numeric kernels before numpy and OpenBLAS load)
+
+# isort: split
 import os
 import subprocess
 import sys
