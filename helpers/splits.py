@@ -146,25 +146,8 @@ def library_directions(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
     :class:`SplitError` when the column is missing (FSDKaggle2018 records no library), has
     gaps, or names fewer than two libraries.
     """
-    if group_col not in clips.columns:
-        raise SplitError(
-            f"the clip table has no {group_col!r} column, so cross-library evaluation does not "
-            "apply: it needs to know which sample library (source) each clip comes from. The "
-            "demo set records it (its SoundFont, in demo_sources.csv); FSDKaggle2018 does not "
-            "(its clips come from thousands of Freesound uploaders and the metadata names none), "
-            "so on FSDKaggle2018 only the in-library split applies. For your own data, add a "
-            "sources.csv (fname,library) beside the metadata folder.")
+    names = _check_library_column(clips, group_col, minimum=2)
     libraries = clips[group_col]
-    if libraries.isna().any():
-        missing = clips.loc[libraries.isna(), "fname"].tolist()
-        raise SplitError(f"{len(missing)} clip(s) have no {group_col!r}, e.g. {missing[:3]}")
-    names = sorted(libraries.astype(str).unique())
-    if len(names) < 2:
-        raise SplitError(f"cross-library evaluation needs at least two libraries in "
-                         f"{group_col!r}; found {names}")
-    if not set(clips["split"]) <= {"train", "test"}:
-        raise SplitError("library_directions expects the official splits ('train'/'test') in "
-                         f"'split', got {sorted(set(clips['split']))}")
     directions = []
     for held_out in names:
         out = clips.copy()
@@ -196,11 +179,12 @@ def _check_library_column(clips: pd.DataFrame, group_col: str, minimum: int) -> 
         raise SplitError(f"{len(missing)} clip(s) have no {group_col!r}, e.g. {missing[:3]}")
     names = sorted(libraries.astype(str).unique())
     if len(names) < minimum:
-        raise SplitError(f"nested leave-one-library-out needs at least {minimum} libraries in "
-                         f"{group_col!r} (one to test, one to choose on, one to train on); "
-                         f"found {names}")
+        why = ("one to test, one to choose on, one to train on" if minimum > 2 else
+               "one to train on, one held out")
+        raise SplitError(f"cross-library evaluation needs at least {minimum} libraries in "
+                         f"{group_col!r} ({why}); found {names}")
     if not set(clips["split"]) <= {"train", "test"}:
-        raise SplitError("library_folds expects the official splits ('train'/'test') in "
+        raise SplitError("cross-library splits expect the official splits ('train'/'test') in "
                          f"'split', got {sorted(set(clips['split']))}")
     return names
 

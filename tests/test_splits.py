@@ -101,7 +101,7 @@ def test_cross_library_split_says_why_it_does_not_apply_to_fsdkaggle2018():
     clips = _libraries().drop(columns="library")
     with pytest.raises(SplitError, match="FSDKaggle2018 does not"):
         library_directions(clips)
-    with pytest.raises(SplitError, match="at least two libraries"):
+    with pytest.raises(SplitError, match="at least 2 libraries"):
         library_directions(_libraries(libraries=("only",)))
     gaps = _libraries()
     gaps.loc[0, "library"] = None
