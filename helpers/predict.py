@@ -29,6 +29,11 @@ model call (:class:`Predictor`). Keras pays a fixed cost per ``predict`` call, s
 file was most of the time; ``batch_files=1`` keeps that old path measurable
 (``benchmarks/bench_predict.py``). A TFLite model is resized to the batch
 (:class:`TFLiteModel`), and falls back to one window per call when its batch size is fixed.
+The musicnn networks of the ``"transfer"`` kind (alone or in an ensemble) take the patches of a
+whole batch of files at once: each distinct window of their timbral filters is computed once, in
+calls of fixed shape, so that a file's result does not depend on the files beside it
+(:class:`helpers.pretrained.FastMusicnn`); ``musicnn_engine="keras"`` keeps the path before (each
+file's patches through the Keras models in calls of their own) measurable.
 
 **Model kinds.** ``meta.json``'s ``"kind"`` (default ``"cnn"``) picks the class in
 :data:`MODEL_KINDS` that turns a file into clip probabilities (and, for a distance-based detector,
@@ -188,8 +193,9 @@ class ClipModel:
 
     @classmethod
     def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
-                    threads: int = 1) -> ClipModel:
-        """Load the kind's model from a bundle folder whose ``meta.json`` is ``meta``."""
+                    threads: int = 1, musicnn_engine: str = "fast") -> ClipModel:
+        """Load the kind's model from a bundle folder whose ``meta.json`` is ``meta``
+        (``musicnn_engine``: how a kind that uses musicnn runs it, see :class:`TransferClips`)."""
         raise NotImplementedError
 
     def inputs_of_signal(self, y: np.ndarray) -> Any:
@@ -260,7 +266,7 @@ class CNNClips(ClipModel):
 
     @classmethod
     def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
-                    threads: int = 1) -> CNNClips:
+                    threads: int = 1, musicnn_engine: str = "fast") -> CNNClips:
         from helpers.models import load_bundle
 
         bundle = load_bundle(folder)
@@ -309,24 +315,34 @@ class TransferClips(ClipModel):
     The pretrained networks come from the ``musicnn`` wheel (:mod:`helpers.pretrained`); the
     head's weights from the bundle's ``head.npz`` (:func:`helpers.transfer.head_arrays`). Clip
     feature vectors are the head's standardised inputs.
+
+    ``engine`` (:data:`helpers.pretrained.MUSICNN_ENGINES`): ``"fast"`` (default) embeds the
+    patches of all the clips of a batch together with :class:`helpers.pretrained.FastMusicnn`;
+    ``"keras"`` runs the Keras models on each clip's patches in calls of their own, the path
+    before (kept to measure it, ``benchmarks/bench_predict.py``). Either way a file's result does
+    not depend on the files beside it; the two agree up to float rounding.
     """
 
     kind = "transfer"
     has_features = True
 
-    def __init__(self, recipe, arrays: dict, classes: Sequence[str], batch_patches: int = 16):
-        from helpers.pretrained import SAMPLE_RATE
+    def __init__(self, recipe, arrays: dict, classes: Sequence[str], batch_patches: int = 16,
+                 engine: str = "fast"):
+        from helpers.pretrained import MUSICNN_ENGINES, SAMPLE_RATE
 
+        if engine not in MUSICNN_ENGINES:
+            raise ValueError(f"unknown musicnn engine {engine!r}; choose one of {MUSICNN_ENGINES}")
         self.recipe = recipe
         self.arrays = arrays
         self.classes = tuple(classes)
         self.sample_rate = SAMPLE_RATE
         self.max_seconds = recipe.embedding.max_seconds
         self.batch_patches = batch_patches
+        self.engine = engine
 
     @classmethod
     def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
-                    threads: int = 1) -> TransferClips:
+                    threads: int = 1, musicnn_engine: str = "fast") -> TransferClips:
         from helpers.transfer import HEAD_FILE, TransferRecipe
 
         head = Path(folder) / meta.get("head_file", HEAD_FILE)
@@ -334,7 +350,8 @@ class TransferClips(ClipModel):
             raise FileNotFoundError(f"model bundle {folder} is incomplete: missing {head.name}")
         with np.load(head, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        return cls(TransferRecipe.from_dict(meta["recipe"]), arrays, meta["classes"])
+        return cls(TransferRecipe.from_dict(meta["recipe"]), arrays, meta["classes"],
+                   engine=musicnn_engine)
 
     def inputs_of_signal(self, y: np.ndarray) -> np.ndarray:
         """The clip's musicnn patches ``(n_patches, 187, 96)``."""
@@ -346,14 +363,20 @@ class TransferClips(ClipModel):
         return len(inputs)
 
     def predict(self, inputs: Sequence[np.ndarray], features: bool = False) -> ClipOutputs:
-        """Each clip's patches go through the networks in a call of their own: a patch's
-        embedding differs in its last float digits with its place in a batch (oneDNN), so
-        batching clips together would let a file's result depend on the files beside it."""
+        """The ``"fast"`` engine embeds all the clips at once, in calls of fixed shape, so a
+        file's result does not depend on the files beside it. The Keras models would change a
+        patch's embedding in its last float digits with its place in a batch (oneDNN), so the
+        ``"keras"`` engine gives each clip's patches calls of their own."""
         from helpers.pretrained import embed_patches
         from helpers.transfer import head_inputs, head_probabilities
 
-        X = np.concatenate([embed_patches([patches], self.recipe.embedding, self.batch_patches)
-                            for patches in inputs])[:, self.recipe.columns()]
+        embedding = self.recipe.embedding
+        if self.engine == "fast":
+            X = embed_patches(list(inputs), embedding, engine="fast")
+        else:
+            X = np.concatenate([embed_patches([patches], embedding, self.batch_patches)
+                                for patches in inputs])
+        X = X[:, self.recipe.columns()]
         return ClipOutputs(head_probabilities(self.arrays, X),
                            head_inputs(self.arrays, X) if features else None)
 
@@ -379,7 +402,7 @@ class EnsembleClips(ClipModel):
 
     @classmethod
     def from_bundle(cls, folder: Path, meta: dict, *, batch_windows: int = DEFAULT_BATCH_WINDOWS,
-                    threads: int = 1) -> EnsembleClips:
+                    threads: int = 1, musicnn_engine: str = "fast") -> EnsembleClips:
         from helpers.models import read_meta
 
         members = []
@@ -390,7 +413,8 @@ class EnsembleClips(ClipModel):
             if kind not in MODEL_KINDS or kind == "ensemble":
                 raise ValueError(f"{sub}: member kind {kind!r} cannot be part of an ensemble")
             members.append((entry["folder"], MODEL_KINDS[kind].from_bundle(
-                sub, sub_meta, batch_windows=batch_windows, threads=threads), float(entry["weight"])))
+                sub, sub_meta, batch_windows=batch_windows, threads=threads,
+                musicnn_engine=musicnn_engine), float(entry["weight"])))
         return cls(members, meta["classes"], meta.get("features_from"))
 
     def inputs_of_file(self, path: Path) -> tuple:
@@ -584,7 +608,8 @@ class Predictor:
 
 
 def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATCH_FILES,
-                   batch_windows: int = DEFAULT_BATCH_WINDOWS, threads: int = 1) -> Predictor:
+                   batch_windows: int = DEFAULT_BATCH_WINDOWS, threads: int = 1,
+                   musicnn_engine: str = "fast") -> Predictor:
     """Load a model bundle folder or a ``.tflite`` file inside a bundle folder.
 
     ``None`` loads ``models/instrument_classifier``, the model notebook 10 ships. The folder's
@@ -592,6 +617,8 @@ def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATC
     temperature and an OOD detector (:func:`helpers.models.read_calibration`). ``threads``:
     TFLite interpreter threads. ``batch_files``/``batch_windows``: see :class:`Predictor`
     (for a TFLite model ``batch_windows`` is also the most windows per interpreter call).
+    ``musicnn_engine``: ``"fast"`` or ``"keras"`` (the path before), for bundles that embed
+    audio with musicnn (:class:`TransferClips`); CNN bundles do not use it.
     """
     from helpers.features import FeatureConfig
     from helpers.models import (
@@ -601,7 +628,11 @@ def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATC
         read_calibration,
         read_meta,
     )
+    from helpers.pretrained import MUSICNN_ENGINES
 
+    if musicnn_engine not in MUSICNN_ENGINES:
+        raise ValueError(f"unknown musicnn engine {musicnn_engine!r}; choose one of "
+                         f"{MUSICNN_ENGINES}")
     path = Path(model) if model is not None else models_dir() / DEFAULT_MODEL_NAME
     if not path.exists():
         hint = (" (run `make run` first to train it; models/instrument_cnn is the project's CNN "
@@ -634,7 +665,7 @@ def load_predictor(model: Path | None = None, *, batch_files: int = DEFAULT_BATC
             raise ValueError(f"{path}: unknown model kind {kind!r} in {META_FILE}; this version "
                              f"reads {sorted(MODEL_KINDS)}")
         clip_model = MODEL_KINDS[kind].from_bundle(path, meta, batch_windows=batch_windows,
-                                                   threads=threads)
+                                                   threads=threads, musicnn_engine=musicnn_engine)
     calibration, ood = read_calibration(folder, meta)
     temperature = None if calibration is None else float(calibration["temperature"])
     return Predictor(clip_model, temperature, ood, batch_files, batch_windows)

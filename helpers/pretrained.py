@@ -17,10 +17,15 @@ the port against musicnn's TF1 graph on the same inputs.
 
 A clip's **embedding** pools per-patch outputs of one or more networks over the clip's patches
 (:class:`EmbeddingConfig`); :func:`clip_embeddings` computes them for a clip table through the
-project's one cache. TensorFlow and librosa are imported inside the functions, so importing this
-module stays cheap. Used in: notebooks/09_pretrained.ipynb, notebooks/10_shipping.ipynb
-(:func:`clip_embeddings`); helpers/transfer.py (:class:`EmbeddingConfig`,
-:class:`ClipEmbeddings`), helpers/predict.py (the ``"transfer"`` model kind).
+project's one cache. :class:`FastMusicnn` computes the same per-patch vectors, up to float
+rounding, for the patches of many clips at once and about twice as fast
+(``benchmarks/bench_predict.py``): each distinct window of the timbral filters once, in
+TensorFlow calls of fixed shape, so that a clip's values do not depend on the clips beside it
+(``predict`` uses it: :func:`embed_patches` with ``engine="fast"``). TensorFlow and librosa
+are imported inside the functions, so importing this module stays cheap. Used in:
+notebooks/09_pretrained.ipynb, notebooks/10_shipping.ipynb (:func:`clip_embeddings`);
+helpers/transfer.py (:class:`EmbeddingConfig`, :class:`ClipEmbeddings`), helpers/predict.py
+(the ``"transfer"`` model kind: :func:`embed_patches`, :data:`MUSICNN_ENGINES`).
 """
 
 from __future__ import annotations
@@ -172,11 +177,23 @@ def musicnn_frontend(y: np.ndarray, sample_rate: int) -> np.ndarray:
     y16 = resample(np.asarray(y, dtype=np.float32), sample_rate, SAMPLE_RATE)
     if len(y16) < N_FFT:  # a clip shorter than one frame (32 ms): zero-padded to one frame
         y16 = np.pad(y16, (0, N_FFT - len(y16)))
-    mel = librosa.feature.melspectrogram(y=y16, sr=SAMPLE_RATE, hop_length=HOP_LENGTH,
-                                         n_fft=N_FFT, n_mels=N_MELS).T
+    # librosa.feature.melspectrogram(y=y16, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT,
+    # n_mels=N_MELS), the same operations, with its mel filter bank built once per process
+    power = np.abs(librosa.stft(y16, n_fft=N_FFT, hop_length=HOP_LENGTH)) ** 2
+    mel = np.einsum("...ft,mf->...mt", power, _mel_basis(), optimize=True).T
     # the float16 rounding of the training data; clipped so that the cast itself stays finite
     mel16 = np.minimum(mel, np.finfo(np.float16).max).astype(np.float16)
     return np.log10(10000 * mel16.astype(np.float32) + 1).astype(np.float32)
+
+
+@functools.cache
+def _mel_basis() -> np.ndarray:
+    """musicnn's mel filter bank (librosa's, as ``melspectrogram`` builds it on every call)."""
+    import librosa
+
+    basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
+    basis.setflags(write=False)
+    return basis
 
 
 def patch_starts(n_frames: int) -> list[int]:
@@ -297,22 +314,11 @@ def _musicnn_graph(L, n_tags: int):
     cnn2 = L.Add(name="midend2_residual")([mid_conv(cnn1, 2), cnn1])
     cnn3 = L.Add(name="midend3_residual")([mid_conv(cnn2, 3), cnn2])
     features = L.Concatenate(axis=2, name="midend")([mid0, cnn1, cnn2, cnn3])  # (b, t, 753, 1)
-    width = features.shape[2]
-    features = L.Reshape((-1, width), name="midend_squeeze")(features)
+    features = L.Reshape((-1, features.shape[2]), name="midend_squeeze")(features)
 
-    # Back end: max and mean over time, interleaved per feature as musicnn's
-    # flatten(concat([max, mean], axis=2)) does: [max_0, mean_0, max_1, mean_1, ...].
     max_pool = L.GlobalMaxPooling1D(name="max_pool")(features)
     mean_pool = L.GlobalAveragePooling1D(name="mean_pool")(features)
-    pair = L.Concatenate(axis=2, name="pool_pairs")([
-        L.Reshape((width, 1), name="max_pool_column")(max_pool),
-        L.Reshape((width, 1), name="mean_pool_column")(mean_pool)])
-    h = L.Flatten(name="pool_flat")(pair)  # (b, 1506)
-    h = L.BatchNormalization(name="pool_bn")(h)
-    h = L.Dense(200, activation="relu", name="penultimate_dense")(h)
-    penultimate = L.BatchNormalization(name="penultimate_bn")(h)
-    logits = L.Dense(n_tags, name="logits")(penultimate)
-    taggram = L.Activation("sigmoid", name="taggram")(logits)
+    penultimate, taggram = _musicnn_backend(L, max_pool, mean_pool, n_tags)
 
     def squeeze(t, name):
         return L.Reshape((-1, 64), name=name)(t)
@@ -324,6 +330,31 @@ def _musicnn_graph(L, n_tags: int):
         "cnn1": squeeze(cnn1, "cnn1"), "cnn2": squeeze(cnn2, "cnn2"), "cnn3": squeeze(cnn3, "cnn3"),
         "mean_pool": mean_pool, "max_pool": max_pool, "penultimate": penultimate,
     }
+
+
+def _weighted(trained, name: str, make):
+    """Layer ``name`` of the ``trained`` model (its weights shared) when one is given, else the
+    new layer ``make()``: the same graph code builds the port and :class:`FastMusicnn`'s parts."""
+    return trained.get_layer(name) if trained is not None else make()
+
+
+def _musicnn_backend(L, max_pool, mean_pool, n_tags: int, trained=None):
+    """Back end of :func:`_musicnn_graph` on the max and mean over time ``(b, 753)``: the two
+    interleaved per feature as musicnn's flatten(concat([max, mean], axis=2)) does
+    ([max_0, mean_0, max_1, mean_1, ...]), batch norm, the 200-unit hidden layer and its batch
+    norm (``penultimate``), the logits and their sigmoid (``taggram``)."""
+    width = max_pool.shape[-1]
+    pair = L.Concatenate(axis=2, name="pool_pairs")([
+        L.Reshape((width, 1), name="max_pool_column")(max_pool),
+        L.Reshape((width, 1), name="mean_pool_column")(mean_pool)])
+    h = L.Flatten(name="pool_flat")(pair)  # (b, 1506)
+    h = _weighted(trained, "pool_bn", lambda: L.BatchNormalization(name="pool_bn"))(h)
+    h = _weighted(trained, "penultimate_dense",
+                  lambda: L.Dense(200, activation="relu", name="penultimate_dense"))(h)
+    penultimate = _weighted(trained, "penultimate_bn",
+                            lambda: L.BatchNormalization(name="penultimate_bn"))(h)
+    logits = _weighted(trained, "logits", lambda: L.Dense(n_tags, name="logits"))(penultimate)
+    return penultimate, L.Activation("sigmoid", name="taggram")(logits)
 
 
 def _vgg_graph(L, n_tags: int):
@@ -477,6 +508,224 @@ def taggram_for(y: np.ndarray, sample_rate: int, name: str = "MTT_musicnn") -> p
     starts = np.array(patch_starts(rep.shape[0])) * HOP_LENGTH / SAMPLE_RATE
     return pd.DataFrame(probs, columns=list(tags_of(name)),
                         index=pd.Index(starts, name="start_s"))
+
+
+# --- many clips at once -----------------------------------------------------------------------
+
+MUSICNN_ENGINES: tuple[str, ...] = ("keras", "fast")  # how embed_patches runs the networks
+FAST_WINDOWS = 128  # timbral windows per TensorFlow call of FastMusicnn (a fixed shape)
+FAST_PATCHES = 2  # patches per call of its temporal filters, mid end and back end
+PATCH_VECTORS: tuple[str, ...] = tuple(VECTOR_WIDTHS["musicnn"])  # what FastMusicnn gives
+TIMBRAL_BLOCKS: tuple[str, ...] = ("timbral_74", "timbral_77")
+TEMPORAL_BLOCKS: tuple[str, ...] = ("temporal_128", "temporal_64", "temporal_32")
+TIMBRAL_FRAMES = 7  # frames a timbral filter spans; the patch is padded by 3 zero frames each side
+
+
+@dataclass(frozen=True)
+class SharedWindows:
+    """Patches ``(n, 187, 96)`` written as their distinct frames and distinct timbral windows.
+
+    ``frames`` ``(n_frames, 96)`` holds each distinct input frame once (equal bytes) and
+    ``frame_ids`` ``(n, 187)`` says which one every patch frame is. A timbral filter reads 7
+    frames of a patch padded by 3 zero frames at each end (:func:`_musicnn_graph`); ``windows``
+    ``(n_windows, 7)`` lists each distinct such window once, as frame indices (``n_frames``
+    stands for a padding frame), and ``window_ids`` ``(n, 187)`` says which window each patch
+    position reads. Windows repeat where a short clip is tiled to 3 s, where a clip's last patch
+    overlaps the one before, and wherever frames repeat (silence), within a clip or across clips.
+    Computed once for all networks: they read the same patches.
+    """
+
+    frames: np.ndarray
+    frame_ids: np.ndarray
+    windows: np.ndarray
+    window_ids: np.ndarray
+
+    @classmethod
+    def of(cls, patches: np.ndarray) -> SharedWindows:
+        patches = np.ascontiguousarray(patches, dtype=np.float32)
+        if patches.ndim != 3 or patches.shape[1:] != (PATCH_FRAMES, N_MELS) or len(patches) == 0:
+            raise ValueError(f"expected patches (n >= 1, {PATCH_FRAMES}, {N_MELS}), got shape "
+                             f"{patches.shape}")
+        n = len(patches)
+        rows = patches.reshape(-1, N_MELS).view(np.dtype((np.void, 4 * N_MELS))).ravel()
+        distinct, frame_ids = np.unique(rows, return_inverse=True)
+        frames = distinct.view(np.float32).reshape(-1, N_MELS)
+        frame_ids = frame_ids.reshape(n, PATCH_FRAMES)
+        pad = np.full((n, TIMBRAL_FRAMES // 2), len(frames), frame_ids.dtype)
+        padded = np.concatenate([pad, frame_ids, pad], axis=1)
+        positions = np.stack([padded[:, i:i + PATCH_FRAMES] for i in range(TIMBRAL_FRAMES)], -1)
+        windows, window_ids = np.unique(positions.reshape(-1, TIMBRAL_FRAMES), axis=0,
+                                        return_inverse=True)
+        return cls(frames, frame_ids, windows, window_ids.reshape(n, PATCH_FRAMES))
+
+
+def _padded(x: np.ndarray, size: int) -> np.ndarray:
+    """``x`` with zero rows appended up to ``size`` rows: every call gets the same shape."""
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
+
+
+class FastMusicnn:
+    """A musicnn network (not VGG) run on the patches of many clips at once: the per-patch
+    vectors of :func:`musicnn_outputs` (:data:`PATCH_VECTORS`), the same sums computed another
+    way, so the same values up to float rounding:
+
+    * **Each distinct timbral window once** (:class:`SharedWindows`). The timbral filters (7
+      frames x 38 or 67 bands, 204 each) are four fifths of the network's multiply-adds, and a
+      window's result does not depend on the patch it sits in.
+    * **Max over frequency before batch norm.** Each front-end filter is conv -> ReLU -> batch
+      norm -> max over all frequency positions. Batch norm is a per-channel affine map whose
+      float rounding is monotone, so for a positive scale the max of the normalised values is
+      the normalised max, exactly; for a negative scale it is the normalised min, taken as the
+      max of the negated filter (weights and bias negated, which is exact). So the max comes
+      first, and ReLU and batch norm see 1/59 (timbral) or 1/96 (temporal) of the values.
+    * **One-dimensional convolutions** where a 2-d kernel spans a whole axis: a timbral filter
+      slides along frequency only, over 7 frames taken as channels, and a mid-end filter along
+      time only, over the features as channels. The same sums; in our measurements oneDNN
+      runs them 1.2x (timbral) and 4x (mid end) faster than 2-d convolutions of one channel.
+    * **Fixed shapes.** Every TensorFlow call takes exactly :data:`FAST_WINDOWS` windows or
+      :data:`FAST_PATCHES` patches (the last zero-padded). A kernel's rounding can change with
+      the batch size (oneDNN picks kernels by shape: why the Keras path embeds each clip in
+      calls of its own), but within one shape every item of a batch is computed alike wherever
+      it sits, so a patch's values do not depend on the patches beside it
+      (``tests/test_pretrained.py`` checks both). The mean over time is taken in NumPy, patch by
+      patch (TensorFlow's reduction rounds with the item's place in the batch).
+
+    The back end is the port's own layers (:func:`_musicnn_backend`); all weights come from a
+    private copy of the trained model. Used in: :func:`embed_patches` (``engine="fast"``), so
+    helpers/predict.py (the ``"transfer"`` kind).
+    """
+
+    def __init__(self, name: str):
+        import tensorflow as tf
+        import tf_keras as keras
+
+        if architecture(name) != "musicnn":
+            raise ValueError(f"FastMusicnn runs musicnn networks, not {name}")
+        self.name = name
+        trained = build_musicnn(name)  # a copy of its own: a graph below shares its layers
+        assign_checkpoint(trained, read_checkpoint(checkpoint_dir(name)), name)
+        self._input_bn = trained.get_layer("input_bn")
+        self._filters = {}
+        for block in TIMBRAL_BLOCKS + TEMPORAL_BLOCKS:
+            kernel, bias = trained.get_layer(f"{block}_conv").get_weights()
+            norm = trained.get_layer(f"{block}_bn")
+            sign = np.where(norm.gamma.numpy() < 0, -1.0, 1.0).astype(np.float32)
+            kernel = kernel * sign
+            if block in TIMBRAL_BLOCKS:  # (7, bands, 1, f) -> (bands, 7, f): frames as channels
+                kernel = np.transpose(kernel[:, :, 0, :], (1, 0, 2))
+            self._filters[block] = (tf.constant(kernel), tf.constant(bias * sign),
+                                    tf.constant(sign), norm)
+        self._mid = []
+        for index in (1, 2, 3):  # (7, features, 1, 64) -> (7, features, 64)
+            kernel, bias = trained.get_layer(f"midend{index}_conv").get_weights()
+            self._mid.append((tf.constant(kernel[:, :, 0, :]), tf.constant(bias),
+                              trained.get_layer(f"midend{index}_bn")))
+        self._timbral_widths = [int(self._filters[b][1].shape[0]) for b in TIMBRAL_BLOCKS]
+        # the features the back end pools: the front end (561) and the three mid-end layers
+        self.width = sum(int(f[1].shape[0]) for f in [*self._filters.values(), *self._mid])
+        L = keras.layers
+        pooled = [L.Input((self.width,)), L.Input((self.width,))]
+        self._backend = keras.Model(pooled, _musicnn_backend(L, *pooled, len(tags_of(name)),
+                                                             trained))
+        W, P, f32 = FAST_WINDOWS, FAST_PATCHES, tf.float32
+        self._normalize = tf.function(
+            lambda frames: self._input_bn(frames, training=False),
+            input_signature=[tf.TensorSpec([W, 1, N_MELS, 1], f32)])
+        self._timbral = tf.function(
+            self._timbral_maxima,
+            input_signature=[tf.TensorSpec([W, TIMBRAL_FRAMES, N_MELS], f32)])
+        self._features = tf.function(self._features_of, input_signature=[
+            *(tf.TensorSpec([P, PATCH_FRAMES, w], f32) for w in self._timbral_widths),
+            tf.TensorSpec([P, PATCH_FRAMES, N_MELS, 1], f32)])
+        self._head = tf.function(
+            lambda max_pool, mean_pool: self._backend([max_pool, mean_pool], training=False),
+            input_signature=[tf.TensorSpec([P, self.width], f32)] * 2)
+
+    def _timbral_maxima(self, windows):
+        """Each timbral filter's sign-adjusted max over frequency of windows (W, 7, 96):
+        one (W, 204) per filter width."""
+        import tensorflow as tf
+
+        bands = tf.transpose(windows, [0, 2, 1])  # (W, 96, 7): frequency x frames
+        out = []
+        for block in TIMBRAL_BLOCKS:
+            kernel, bias, _, _ = self._filters[block]
+            z = tf.nn.bias_add(tf.nn.conv1d(bands, kernel, 1, "VALID"), bias)  # (W, f, 204)
+            out.append(tf.nn.max_pool1d(z, z.shape[1], 1, "VALID")[:, 0])
+        return out
+
+    def _finish(self, signed_max, block: str):
+        """ReLU and batch norm of a block's max over frequency: (b, t, 1, f) -> (b, t, f)."""
+        import tensorflow as tf
+
+        _, _, sign, norm = self._filters[block]
+        return tf.squeeze(norm(tf.nn.relu(signed_max * sign), training=False), axis=2)
+
+    def _features_of(self, t74, t77, normalized):
+        """The features the back end pools, (P, 187, 753), of patches from their timbral
+        maxima (P, 187, 204) x 2 and their normalised input (P, 187, 96, 1)."""
+        import tensorflow as tf
+
+        parts = [self._finish(t[:, :, tf.newaxis, :], block)
+                 for t, block in zip((t74, t77), TIMBRAL_BLOCKS)]
+        for block in TEMPORAL_BLOCKS:
+            kernel, bias, _, _ = self._filters[block]
+            z = tf.nn.bias_add(tf.nn.conv2d(normalized, kernel, 1, "SAME"), bias)
+            parts.append(self._finish(tf.nn.max_pool2d(z, (1, N_MELS), 1, "VALID"), block))
+        # mid end: three 7-frame convolutions over all features (zero-padded in time), batch
+        # norm; the 2nd and 3rd add a residual connection (as in _musicnn_graph)
+        layers = [tf.concat(parts, axis=2)]  # the front end, (P, 187, 561)
+        h = layers[0]
+        for index, (kernel, bias, norm) in enumerate(self._mid):
+            z = tf.nn.conv1d(tf.pad(h, [[0, 0], [3, 3], [0, 0]]), kernel, 1, "VALID")
+            z = norm(tf.nn.relu(tf.nn.bias_add(z, bias))[:, :, tf.newaxis, :], training=False)
+            h = z[:, :, 0] if index == 0 else z[:, :, 0] + h
+            layers.append(h)
+        return tf.concat(layers, axis=2)
+
+    def outputs(self, shared: SharedWindows, outputs: Sequence[str] = PATCH_VECTORS
+                ) -> dict[str, np.ndarray]:
+        """``{output: (n_patches, width)}`` float32 for the patches ``shared`` describes."""
+        outputs = tuple(outputs)
+        unknown = sorted(set(outputs) - set(PATCH_VECTORS))
+        if unknown:
+            raise ValueError(f"FastMusicnn gives {list(PATCH_VECTORS)}, not {unknown}")
+        W, P = FAST_WINDOWS, FAST_PATCHES
+        # the input batch norm of every distinct frame, then a zero frame: the padding
+        frames = [np.zeros((0, N_MELS), np.float32)]
+        for i in range(0, len(shared.frames), W):
+            chunk = shared.frames[i:i + W]
+            normalized = self._normalize(_padded(chunk, W)[:, np.newaxis, :, np.newaxis])
+            frames.append(normalized.numpy()[:len(chunk), 0, :, 0])
+        frames = np.concatenate(frames + [np.zeros((1, N_MELS), np.float32)])
+        timbral = [np.empty((len(shared.windows), w), np.float32) for w in self._timbral_widths]
+        for i in range(0, len(shared.windows), W):
+            chunk = frames[shared.windows[i:i + W]]  # (k, 7, 96)
+            for out, maxima in zip(timbral, self._timbral(_padded(chunk, W))):
+                out[i:i + len(chunk)] = maxima.numpy()[:len(chunk)]
+        result: dict[str, list[np.ndarray]] = {key: [] for key in outputs}
+        head = bool({"penultimate", "taggram"} & set(outputs))
+        for i in range(0, len(shared.window_ids), P):
+            ids = shared.window_ids[i:i + P]
+            features = self._features(
+                *(_padded(t[ids], P) for t in timbral),
+                _padded(frames[shared.frame_ids[i:i + P]], P)[..., np.newaxis]).numpy()
+            pooled = {"max_pool": features.max(axis=1), "mean_pool": features.mean(axis=1)}
+            if head:
+                penultimate, taggram = self._head(pooled["max_pool"], pooled["mean_pool"])
+                pooled |= {"penultimate": penultimate.numpy(), "taggram": taggram.numpy()}
+            for key in outputs:
+                result[key].append(pooled[key][:len(ids)])
+        return {key: np.concatenate(parts).astype(np.float32, copy=False)
+                for key, parts in result.items()}
+
+
+@functools.cache
+def fast_musicnn(name: str) -> FastMusicnn:
+    """The :class:`FastMusicnn` of network ``name``, built once per process."""
+    return FastMusicnn(_check_name(name))
 
 
 # --- clip embeddings --------------------------------------------------------------------------
@@ -650,16 +899,35 @@ def _pool(values: np.ndarray, counts: np.ndarray, stat: str) -> np.ndarray:
 
 
 def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
-                  batch_patches: int = 16) -> np.ndarray:
+                  batch_patches: int = 16, engine: str = "keras") -> np.ndarray:
     """Pooled embeddings ``(len(patches), config.dim)`` of clips given by their patches
     (:func:`musicnn_patches` of each clip): what :func:`clip_embeddings` stores, for audio in
-    memory. Used in: :func:`clip_embeddings`, helpers.predict (the transfer model kind)."""
+    memory.
+
+    ``engine`` (:data:`MUSICNN_ENGINES`): ``"keras"`` runs the Keras models on all the patches,
+    ``batch_patches`` per call (a patch's values then change in their last float digits with
+    its place in a call); ``"fast"`` runs musicnn networks through :class:`FastMusicnn` (each
+    distinct window once, a clip's values independent of the clips beside it; the same values
+    up to float rounding) and VGG networks through the Keras model one clip per call.
+    Used in: :func:`clip_embeddings`, helpers.predict (the transfer model kind)."""
+    if engine not in MUSICNN_ENGINES:
+        raise ValueError(f"unknown musicnn engine {engine!r}; choose one of {MUSICNN_ENGINES}")
     counts = np.array([len(p) for p in patches])
     stacked = np.concatenate(patches)
+    shared = None  # the distinct frames and windows, found once for every network
     blocks = []
     for model in config.models:
         wanted = tuple(dict.fromkeys(output for output, _ in config.pooling))
-        out = musicnn_outputs(stacked, model, outputs=wanted, batch_size=batch_patches)
+        if engine == "keras":
+            out = musicnn_outputs(stacked, model, outputs=wanted, batch_size=batch_patches)
+        elif architecture(model) == "musicnn":
+            if shared is None:
+                shared = SharedWindows.of(stacked)
+            out = fast_musicnn(model).outputs(shared, wanted)
+        else:
+            parts = [musicnn_outputs(p, model, outputs=wanted, batch_size=batch_patches)
+                     for p in patches]
+            out = {k: np.concatenate([part[k] for part in parts]) for k in wanted}
         blocks += [_pool(out[output], counts, stat) for output, stat in config.pooling]
     return np.concatenate(blocks, axis=1).astype(np.float32)
 

@@ -403,22 +403,52 @@ def test_a_transfer_bundle_predicts_with_the_pretrained_networks(transfer_bundle
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["fast", "keras"])
 def test_a_transfer_model_gives_a_file_the_same_result_whatever_files_run_beside_it(
-        transfer_bundle, write_tone):
-    """musicnn's embedding of a patch changes in its last float digits with the patch's place
-    in a batch, so the transfer kind embeds each clip on its own: one call per file and many
-    files per call print the same probabilities, and a copy of a file gets the same row."""
+        transfer_bundle, write_tone, engine):
+    """The Keras models change a patch's musicnn embedding in its last float digits with the
+    patch's place in a batch. The fast engine runs every call at one fixed shape, where each
+    patch is computed alike wherever it sits; the Keras engine gives each clip calls of its own.
+    Either way one call per file and many files per call print the same probabilities, and a
+    copy of a file gets the same row."""
     from helpers.predict import load_predictor
 
     folder, _ = transfer_bundle
     files = [write_tone(f"t/{i}.wav", seconds=s, freq=f)
              for i, (s, f) in enumerate([(2.0, 330.0), (7.0, 440.0), (4.0, 523.0), (2.0, 330.0)])]
-    per_file = [r.probs for r in load_predictor(folder, batch_files=1).iter_files(files)]
-    together = [r.probs for r in load_predictor(folder).iter_files(files)]
+    per_file = [r.probs for r in load_predictor(folder, batch_files=1, musicnn_engine=engine
+                                                ).iter_files(files)]
+    together = [r.probs for r in load_predictor(folder, musicnn_engine=engine).iter_files(files)]
     # equal up to the last bits of the float64 head (its matrix product blocks by row count)
     for a, b in zip(per_file, together, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(together[0], together[3], rtol=1e-12, atol=1e-15)  # a copy, elsewhere
+
+
+@pytest.mark.slow
+def test_the_fast_musicnn_engine_predicts_what_the_keras_engine_did(transfer_bundle, tmp_path,
+                                                                     write_tone):
+    """The fast engine (the default) against the path before it, on clips of one to four
+    patches: the same probabilities up to float rounding, the same top class."""
+    from helpers.predict import load_predictor
+
+    folder, _ = transfer_bundle
+    files = [write_tone(f"e/{i}.wav", seconds=s, freq=f)
+             for i, (s, f) in enumerate([(0.5, 262.0), (2.5, 392.0), (5.0, 587.0), (10.0, 220.0)])]
+    fast = load_predictor(folder)
+    assert fast.clip_model.engine == "fast"
+    new = np.stack([r.probs for r in fast.iter_files(files)])
+    old = np.stack([r.probs for r in load_predictor(folder, musicnn_engine="keras"
+                                                    ).iter_files(files)])
+    np.testing.assert_allclose(new, old, atol=1e-5)  # as the Keras models move with batch size
+    assert np.array_equal(new.argmax(axis=1), old.argmax(axis=1))
+
+
+def test_an_unknown_musicnn_engine_is_refused(transfer_bundle):
+    from helpers.predict import load_predictor
+
+    with pytest.raises(ValueError, match="unknown musicnn engine 'tflite'"):
+        load_predictor(transfer_bundle[0], musicnn_engine="tflite")
 
 
 @pytest.mark.slow

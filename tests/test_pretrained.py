@@ -99,6 +99,20 @@ def test_frontend_is_finite_where_musicnn_s_float16_overflows():
     assert np.allclose(rep[finite], theirs[finite].astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
+def test_frontend_builds_the_mel_filter_bank_once_and_gives_librosa_s_values_bit_for_bit():
+    import librosa
+
+    for y in (tone(2.0, SR), chirp(4.0), noise(0.02)):
+        y16 = librosa.resample(y, orig_sr=SR, target_sr=P.SAMPLE_RATE, res_type="soxr_hq")
+        y16 = np.pad(y16, (0, max(0, P.N_FFT - len(y16))))
+        mel = librosa.feature.melspectrogram(y=y16, sr=P.SAMPLE_RATE, hop_length=P.HOP_LENGTH,
+                                             n_fft=P.N_FFT, n_mels=P.N_MELS).T
+        mel16 = np.minimum(mel, np.finfo(np.float16).max).astype(np.float16)
+        expected = np.log10(10000 * mel16.astype(np.float32) + 1).astype(np.float32)
+        assert np.array_equal(P.musicnn_frontend(y, SR), expected)
+    assert P._mel_basis() is P._mel_basis() and not P._mel_basis().flags.writeable
+
+
 def test_short_clip_is_repeat_padded_to_one_patch():
     rep = P.musicnn_frontend(tone(1.0, SR), SR)
     n = rep.shape[0]
@@ -320,3 +334,87 @@ def test_cached_skips_warn_again(tmp_path, clip_files):
         emb = P.clip_embeddings(table, SMALL, progress=False)
     assert any("skipped 1 of 2" in str(w.message) for w in caught)
     assert list(emb.clips["fname"]) == ["tone.wav"]
+
+
+# --- many clips at once (the fast engine) -----------------------------------------------------
+
+def _patches_of(*signals) -> list[np.ndarray]:
+    return [P.musicnn_patches(P.musicnn_frontend(y, SR)) for y in signals]
+
+
+def test_shared_windows_rebuild_every_frame_and_window_of_every_patch():
+    clips = _patches_of(tone(1.0, SR), chirp(7.0), tone(1.0, SR))  # tiled, overlapping, a copy
+    patches = np.concatenate(clips)
+    shared = P.SharedWindows.of(patches)
+    assert np.array_equal(shared.frames[shared.frame_ids], patches)
+    with_padding = np.concatenate([shared.frames, np.zeros((1, P.N_MELS), np.float32)])
+    padded = np.pad(patches, ((0, 0), (3, 3), (0, 0)))  # the timbral filters' zero padding
+    expected = np.stack([padded[:, i:i + P.PATCH_FRAMES] for i in range(7)], axis=2)
+    assert np.array_equal(with_padding[shared.windows[shared.window_ids]], expected)
+    # a tiled clip repeats its windows, the last patch of a long clip overlaps the one before,
+    # and the copy repeats the first clip: far fewer windows than patch positions
+    positions = len(patches) * P.PATCH_FRAMES
+    assert len(np.unique(shared.windows, axis=0)) == len(shared.windows) < 0.6 * positions
+    assert np.array_equal(shared.window_ids[0], shared.window_ids[-1])
+    with pytest.raises(ValueError, match=r"expected patches \(n >= 1, 187, 96\)"):
+        P.SharedWindows.of(np.zeros((2, 100, P.N_MELS), np.float32))
+
+
+@pytest.fixture(scope="module")
+def mixed_patches():
+    """Clips of 1 to 3 patches (tiled, overlapping, full scale), enough for several calls of
+    each fixed shape, and the patches they stack to."""
+    clips = _patches_of(tone(1.5, SR), noise(4.0), chirp(7.0), square(3.5), tone(0.3, SR, 880.0))
+    return clips, np.concatenate(clips)
+
+
+@pytest.mark.slow
+def test_the_fast_engine_gives_the_keras_models_outputs(mixed_patches):
+    _, patches = mixed_patches
+    for name in ("MTT_musicnn", "MSD_musicnn"):
+        fast = P.fast_musicnn(name).outputs(P.SharedWindows.of(patches))
+        keras = P.musicnn_outputs(patches, name, outputs=P.PATCH_VECTORS)
+        for output in P.PATCH_VECTORS:
+            assert fast[output].shape == keras[output].shape and fast[output].dtype == np.float32
+            # float rounding only (the Keras model itself moves this much with the batch size)
+            scale = np.abs(keras[output]).max()
+            assert np.abs(fast[output] - keras[output]).max() <= 2e-5 * scale, (name, output)
+    with pytest.raises(ValueError, match="not \\['timbral'\\]"):
+        P.fast_musicnn("MTT_musicnn").outputs(P.SharedWindows.of(patches[:1]), ["timbral"])
+    with pytest.raises(ValueError, match="runs musicnn networks, not MTT_vgg"):
+        P.FastMusicnn("MTT_vgg")
+
+
+@pytest.mark.slow
+def test_with_the_fast_engine_a_clip_s_embedding_does_not_depend_on_the_clips_beside_it(
+        mixed_patches):
+    clips, _ = mixed_patches
+    config = P.EmbeddingConfig()  # both networks, every pooled output
+    together = P.embed_patches(clips, config, engine="fast")
+    alone = np.concatenate([P.embed_patches([c], config, engine="fast") for c in clips])
+    assert np.array_equal(together, alone)  # to the last bit
+    order = [3, 0, 4, 2, 1]
+    shuffled = P.embed_patches([clips[i] for i in order] + [clips[0]], config, engine="fast")
+    assert np.array_equal(shuffled[:-1], together[order])
+    assert np.array_equal(shuffled[-1], together[0])
+    keras = np.concatenate([P.embed_patches([c], config) for c in clips])  # the path before
+    for model, output, _, columns in config.blocks():  # float rounding, block by block
+        scale = np.abs(keras[:, columns]).max()
+        gap = np.abs(together[:, columns] - keras[:, columns]).max()
+        assert gap <= 2e-5 * scale, (model, output)
+
+
+@pytest.mark.slow
+def test_both_networks_read_one_shared_front_end_and_give_what_each_gives_alone(mixed_patches):
+    clips, _ = mixed_patches
+    pooling = (("taggram", "mean"), ("max_pool", "max"))
+    both = P.embed_patches(clips, P.EmbeddingConfig(pooling=pooling), engine="fast")
+    each = [P.embed_patches(clips, P.EmbeddingConfig(models=(m,), pooling=pooling), engine="fast")
+            for m in ("MTT_musicnn", "MSD_musicnn")]
+    assert np.array_equal(both, np.concatenate(each, axis=1))
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="unknown musicnn engine 'tflite'"):
+        P.embed_patches([np.zeros((1, P.PATCH_FRAMES, P.N_MELS), np.float32)], SMALL,
+                        engine="tflite")
