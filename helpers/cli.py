@@ -2,8 +2,9 @@
 
 Commands
 --------
-data demo            build the offline demo dataset in ``data/demo`` (reused when present);
-                     ``--libraries all``: from seven libraries into ``data/demo_libraries``
+data demo            build the offline demo dataset in ``data/demo`` from seven sample
+                     libraries (reused when present); ``--libraries two``: the two pip
+                     SoundFonts only, into ``data/demo_two``
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
 chain                execute the numbered notebooks in order with papermill
 predict              label audio files or folders with a trained model (CSV on stdout)
@@ -22,17 +23,18 @@ from pathlib import Path
 
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.dataset == "demo":
-        from helpers.demo import ALL_LIBRARIES, TWO_SOUNDFONTS, DemoConfig, build_demo
+        from dataclasses import replace
 
-        many = args.libraries == "all"
-        config = DemoConfig(clips_per_class=args.clips_per_class, seed=args.seed,
-                            libraries=ALL_LIBRARIES if many else TWO_SOUNDFONTS,
-                            drop_duplicates=many)
+        from helpers.demo import DEMO, TWO_SOUNDFONTS, build_demo
+
+        config = replace(DEMO, clips_per_class=args.clips_per_class, seed=args.seed)
         out = args.out
-        if out is None and many:
-            from helpers import paths
+        if args.libraries == "two":
+            config = replace(config, libraries=TWO_SOUNDFONTS, drop_duplicates=False)
+            if out is None:
+                from helpers import paths
 
-            out = paths.data_dir() / "demo_libraries"
+                out = paths.data_dir() / "demo_two"
         root = build_demo(out, config, force=args.force, workers=args.workers)
         print(f"demo dataset ready: {root}")
         return 0
@@ -172,10 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="demo only: clips per class, train and test together (default 120)")
     data.add_argument("--seed", type=int, default=0, help="demo only: random seed (default 0)")
     data.add_argument("--force", action="store_true", help="demo only: rebuild even if present")
-    data.add_argument("--libraries", choices=["two", "all"], default="two",
-                      help="demo only: 'two' pip SoundFonts (what the notebooks read today) or "
-                           "'all' seven deduplicated libraries, five of them fetched from "
-                           "Debian's archive, into data/demo_libraries (default: two)")
+    data.add_argument("--libraries", choices=["two", "all"], default="all",
+                      help="demo only: 'all' seven deduplicated libraries, five of them fetched "
+                           "from Debian's archive (default; what the notebooks read), or 'two' "
+                           "pip SoundFonts only, no download, into data/demo_two")
     data.add_argument("--workers", type=int, default=1,
                       help="demo only: rendering processes (default 1; same files either way)")
     data.set_defaults(func=_cmd_data)

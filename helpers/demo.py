@@ -4,16 +4,20 @@ FSDKaggle2018's audio (4.6 GiB) is not always reachable, so :func:`build_demo` r
 stand-in fully offline. Each clip varies the way Freesound uploads vary: single notes, phrases,
 chords or drum patterns across the instrument's pitch range; velocity; tuning; vibrato;
 0.3-10 s durations skewed short; leading and trailing silence (:mod:`helpers.soundfonts` plans
-and renders them from two pip-installed SoundFonts); then a random microphone and room: EQ,
+and renders them from the sample libraries of :mod:`helpers.sources.libraries`: two
+pip-installed SoundFonts and five Debian packages, deduplicated); then a random microphone and
+room: EQ,
 synthetic reverberation, background noise and level drift (:mod:`helpers.acoustics`). The
 result has FSDKaggle2018's class names, CSV columns and folder layout, so one loader
 (:func:`helpers.data.load_clips`) serves both datasets. This module holds the build: the
 configuration, which clips exist and in which split, one clip end to end, the folders and CSVs.
 
-It is not real Freesound audio: every class comes from one to four sampled presets per
-SoundFont, so a model can score far higher here than on real recordings (see data/README.md).
-``<root>/demo_sources.csv`` records how each clip was made, e.g. for a leave-one-SoundFont-out
-check. Used in: ``python -m helpers data demo`` (``make demo``; every notebook reads its output
+It is not real Freesound audio: every class comes from three to seven libraries, one to four
+sampled presets each, so a model can score far higher here than on real recordings (see
+data/README.md). :data:`DEMO` is the course's demo (seven libraries, duplicates dropped);
+``DemoConfig()`` alone renders the two pip SoundFonts only (no download: what the tests build).
+``<root>/demo_sources.csv`` records how each clip was made and from which library, for the
+nested leave-one-library-out protocol (:func:`helpers.splits.library_folds`). Used in: ``python -m helpers data demo`` (``make demo``; every notebook reads its output
 with ``dataset="demo"``), benchmarks/bench_demo.py.
 """
 
@@ -76,7 +80,7 @@ class DemoConfig:
     clips_per_class: int = 120  # train + test together
     seed: int = 0
     # Which libraries render the clips, in deduplication order (earlier wins): the two pip
-    # SoundFonts, or ALL_LIBRARIES (``python -m helpers data demo --libraries all``).
+    # SoundFonts (no download), or ALL_LIBRARIES (:data:`DEMO`, what the chapters read).
     libraries: tuple[str, ...] = TWO_SOUNDFONTS
     drop_duplicates: bool = False  # drop voices whose recordings all appear in an earlier library
     sample_rate: int = 22050
@@ -99,6 +103,10 @@ class DemoConfig:
         if unknown or not self.libraries:
             raise ValueError(f"libraries must name some of {', '.join(LIBRARIES)}; got "
                              f"{list(self.libraries)}")
+
+
+# The course's demo: every library, recordings shared with an earlier library dropped.
+DEMO = DemoConfig(libraries=ALL_LIBRARIES, drop_duplicates=True)
 
 
 @dataclass(frozen=True)
@@ -305,7 +313,7 @@ def check_replaceable(out: Path) -> None:
                               f"{SOURCES_CSV}); choose an empty or new folder")
 
 
-def build_demo(out: Path | None = None, config: DemoConfig = DemoConfig(), force: bool = False,
+def build_demo(out: Path | None = None, config: DemoConfig | None = None, force: bool = False,
                progress: bool = True, workers: int = 1) -> Path:
     """Build (or reuse) the demo dataset at ``out`` (default ``data/demo``); returns the folder.
 
@@ -315,8 +323,10 @@ def build_demo(out: Path | None = None, config: DemoConfig = DemoConfig(), force
     an older build stays until then. Same config, same bytes, whatever ``workers`` is;
     ``workers=2`` spawns processes, which re-import a calling script's ``__main__`` (guard it
     with ``if __name__ == "__main__":``); benchmarks/bench_demo.py times both.
+    ``config`` defaults to :data:`DEMO`.
     Used in: ``python -m helpers data demo`` (``make demo``), benchmarks/bench_demo.py.
     """
+    config = DEMO if config is None else config
     out = Path(out) if out is not None else paths.data_dir() / "demo"
     if not force and is_complete(out, config):
         print(f"demo dataset: reusing {out} (built with the same config; force=True rebuilds)")

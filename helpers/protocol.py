@@ -1,24 +1,30 @@
-"""The evaluation protocol: every model scored in-library and cross-library, over seeds.
+"""The evaluation protocol: every model scored in-library and cross-library, over folds and seeds.
 
-A model is trained in each direction of :func:`helpers.splits.library_directions` (trained on
-one sample library, the other held out) with every seed, and scored on four splits:
+A model is trained in each fold of :func:`helpers.splits.library_folds` (nested leave one
+library out: fold L tests on library L and chooses on another library V) with every seed, and
+scored on four splits:
 
-================  ======================================  ==========================
-split             clips                                   used for
-================  ======================================  ==========================
-``val``           the training libraries' held-out clips  early stopping (checkpoint)
-``test``          the training libraries' test clips      **in-library** test score
-``cross_val``     the held-out library's training clips   **cross-library validation**: choices
-``cross_test``    the held-out library's test clips       **cross-library** test score
-================  ======================================  ==========================
+================  ==========================================  ==================================
+split             clips                                       used for
+================  ==========================================  ==================================
+``val``           the training libraries' held-out clips      early stopping (checkpoint)
+``test``          the training libraries' test clips          **in-library** test score
+``cross_val``     every clip of the inner validation library  the fold's choices (inner loop)
+``cross_test``    every clip of the held-out library L        **cross-library** test score
+================  ==========================================  ==================================
 
 Both test columns come from the same trained networks, so their gap is what a change of sample
-library costs. A headline number is the mean over the directions, then the mean ± standard
-deviation over seeds. Choices (augmentation, front end, hyperparameters, the shipped recipe)
-read ``cross_val`` only; no test clip of either library chooses anything.
+library costs. A headline number is pooled over the folds' clips (every clip of every library is
+``cross_test`` once per seed) and averaged over seeds; its spread (± one standard deviation) is
+over the independent units, the (fold, seed) runs. Choices read ``cross_val`` only, and fold by
+fold (:func:`choose_per_fold`): the library a fold tests on chooses nothing in it. A later
+chapter that builds on a choice takes each fold's own (:func:`fold_choices`, :func:`chosen_in`);
+a model trained on every library takes the choice most folds made (:func:`majority`).
 
 :class:`Runs` keeps one row per (model, direction, seed, split) and every clip's
-probabilities, so that two models can be compared clip by clip (:mod:`helpers.stats`).
+probabilities, so that two models can be compared clip by clip (:mod:`helpers.stats`); a
+"direction" is a fold (the name stays from the two-library protocol of
+:func:`helpers.splits.library_directions`).
 Used in: notebooks 03, 04, 05, 07, 08, 09, 10.
 """
 
@@ -121,7 +127,8 @@ class Runs:
     n_classes)``, ``clips[(model, direction, split)]`` the clip names in the same order and
     ``labels[(model, direction, split)]`` their true class indices; ``classes`` names them.
     ``histories[(model, direction, seed)]`` keeps a CNN's loss and accuracy per epoch and
-    ``weights[(model, direction, seed)]`` its trained weights (:meth:`network` rebuilds it).
+    ``weights[(model, direction, seed)]`` its trained weights (:meth:`network` rebuilds it from
+    ``networks[model]``, or ``networks[(model, direction)]`` when folds chose different networks).
     """
 
     table: pd.DataFrame
@@ -137,7 +144,7 @@ class Runs:
         """The trained ``tf_keras`` network of one CNN run (rebuilt from its weights)."""
         from helpers.models import build_cnn
 
-        cnn, input_shape = self.networks[model]
+        cnn, input_shape = self.networks.get((model, direction)) or self.networks[model]
         net = build_cnn(input_shape, len(self.classes), cnn)
         net.set_weights(self.weights[(model, direction, seed)])
         return net
@@ -163,7 +170,8 @@ class Runs:
                       for d in (self.probs, self.clips, self.labels)), self.classes,
                     *({k: v for k, v in d.items() if k[0] in keep}
                       for d in (self.histories, self.weights)),
-                    {k: v for k, v in self.networks.items() if k in keep})
+                    {k: v for k, v in self.networks.items()
+                     if (k[0] if isinstance(k, tuple) else k) in keep})
 
     def rename(self, old: str, new: str) -> Runs:
         """The same runs with model ``old`` called ``new`` (e.g. to reuse a chapter's runs)."""
@@ -174,7 +182,14 @@ class Runs:
         return Runs(table, *({key(k): v for k, v in d.items()}
                              for d in (self.probs, self.clips, self.labels)), self.classes,
                     *({key(k): v for k, v in d.items()} for d in (self.histories, self.weights)),
-                    {(new if k == old else k): v for k, v in self.networks.items()})
+                    {_renamed(k, old, new): v for k, v in self.networks.items()})
+
+
+def _renamed(key, old: str, new: str):
+    """A ``networks`` key (model, or (model, direction)) with model ``old`` called ``new``."""
+    if isinstance(key, tuple):
+        return (new, *key[1:]) if key[0] == old else key
+    return new if key == old else key
 
 
 class PreparedCache:
@@ -392,6 +407,49 @@ def choose_per_fold(runs: Runs, candidates: Sequence[str], name: str,
     return out, choices[["direction", "chosen", *candidates]]
 
 
+def majority(choices: pd.DataFrame, candidates: Sequence[str] | None = None) -> str:
+    """The candidate most folds of ``choices`` (:func:`choose_per_fold`'s table) chose; a tie
+    goes to the earlier candidate. Applied to all libraries, the nested procedure's choice: what
+    a model trained on every library (the shipped one) uses."""
+    counts = choices["chosen"].value_counts()
+    order = list(candidates) if candidates is not None else list(choices.columns[2:])
+    best = counts.max()
+    return next(c for c in order if counts.get(c, 0) == best)
+
+
+def fold_choices(choices: pd.DataFrame, candidates: Sequence[str] | None = None) -> dict:
+    """A JSON-ready record of a nested choice: ``{"per_fold": {direction: chosen}, "chosen":
+    majority}``, for a later chapter that builds on it fold by fold (:func:`chosen_in`)."""
+    return {"per_fold": {str(d): str(c) for d, c in zip(choices["direction"], choices["chosen"])},
+            "chosen": majority(choices, candidates)}
+
+
+def chosen_in(record: Mapping, direction) -> str:
+    """What a :func:`fold_choices` record chose in ``direction`` (a fold or its name); a fold
+    the record does not know (another protocol, another dataset) gets the majority choice."""
+    name = getattr(direction, "name", direction)
+    return record.get("per_fold", {}).get(name, record["chosen"])
+
+
+def evaluate_per_fold(recipe_of: Mapping[str, CNNRecipe], directions: Sequence, seeds: Sequence[int],
+                      name: str, data: PreparedCache | None = None, **kwargs) -> Runs:
+    """One model ``name`` whose recipe differs from fold to fold: ``recipe_of[direction.name]``
+    is trained in that direction only (e.g. each fold's own choice of hyperparameters). The
+    folds that share a recipe train side by side in one :func:`evaluate_cnns` call (and its run
+    cache: a recipe a chapter already trained in that fold is loaded, not trained again)."""
+    data = data or PreparedCache(directions)
+    groups: dict = {}
+    for direction in directions:
+        groups.setdefault(recipe_of[direction.name], []).append(direction)
+    out = Runs(pd.DataFrame())
+    for recipe, group in groups.items():
+        part = evaluate_cnns([recipe], group, seeds, data=data, **kwargs).rename(recipe.name, name)
+        cnn, input_shape = part.networks.pop(name)
+        part.networks.update({(name, d.name): (cnn, input_shape) for d in group})
+        out = out + part
+    return out
+
+
 def pooled(runs: Runs, model: str, split: str = "cross_test",
            metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """``model``'s scores on ``split`` pooled over all directions' clips, per seed.
@@ -420,8 +478,11 @@ def pooled(runs: Runs, model: str, split: str = "cross_test",
 
 def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
               splits: Sequence[str] = SCORED_SPLITS) -> pd.DataFrame:
-    """One row per model: each split's metric as mean over directions, then mean and standard
-    deviation over seeds (``<split>_<metric>`` and ``..._std``; std is NaN for one seed).
+    """One row per model: each split's metric **pooled** over the directions' clips (every clip
+    counts once per direction it is scored in; with nested leave-one-library-out folds every
+    clip of every library is ``cross_test`` exactly once), averaged over seeds
+    (``<split>_<metric>``), and its spread over the independent units, the (direction, seed)
+    runs: the standard deviation of their own scores (``..._std``; NaN for a single run).
 
     Also ``seeds``, ``directions``, ``params``, mean ``train_seconds`` per training, and
     ``converged``: the share of trainings whose best epoch came before their last epoch, and
@@ -438,10 +499,10 @@ def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
             part = rows[rows["split"] == split]
             if part.empty:
                 continue
-            per_seed = part.groupby("seed")[list(metrics)].mean()
+            whole = _pooled_scores(runs, model, split, part, metrics)
             for m in metrics:
-                row[f"{split}_{m}"] = per_seed[m].mean()
-                row[f"{split}_{m}_std"] = per_seed[m].std(ddof=1) if len(per_seed) > 1 else np.nan
+                row[f"{split}_{m}"] = whole[m].mean()
+                row[f"{split}_{m}_std"] = part[m].std(ddof=1) if len(part) > 1 else np.nan
         one = rows.drop_duplicates(["direction", "seed"])
         row["params"] = one["params"].mean()
         row["train_seconds"] = one["train_seconds"].mean()
@@ -453,6 +514,26 @@ def summarise(runs: Runs, metrics: Sequence[str] = METRICS,
         row["best_epoch"] = epochs["best_epoch"].mean() if len(epochs) else np.nan
         out.append(row)
     return pd.DataFrame(out).set_index("model")
+
+
+def _pooled_scores(runs: Runs, model: str, split: str, part: pd.DataFrame,
+                   metrics: Sequence[str]) -> pd.DataFrame:
+    """Per seed, ``metrics`` over the clips of every direction of ``part`` pooled (one row per
+    seed); falls back to the clip-weighted mean of the rows when probabilities are missing."""
+    from helpers.evaluation import clip_metrics
+
+    out = {}
+    for seed, rows in part.groupby("seed"):
+        keys = [(model, d, seed, split) for d in rows["direction"]]
+        if all(k in runs.probs for k in keys):
+            labels = np.concatenate([runs.labels[(model, d, split)] for d in rows["direction"]])
+            probs = np.concatenate([runs.probs[k] for k in keys])
+            scores = clip_metrics(labels, probs)
+            out[seed] = {m: scores[m] for m in metrics}
+        else:
+            weights = rows["n_clips"].to_numpy(float)
+            out[seed] = {m: float(np.average(rows[m], weights=weights)) for m in metrics}
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def convergence_text(summary: pd.DataFrame, rows: Sequence[str] | None = None) -> str:

@@ -15,11 +15,14 @@ from helpers.protocol import (
     CNNRecipe,
     Runs,
     choose_per_fold,
+    chosen_in,
     clip_scores,
     convergence_text,
     evaluate_clip_model,
+    fold_choices,
     headline,
     load_recipe,
+    majority,
     paired,
     pooled,
     save_recipe,
@@ -50,16 +53,17 @@ def _runs(model: str, correct: dict, seeds=(0, 1)) -> Runs:
     return runs
 
 
-def test_summary_averages_directions_then_seeds_by_hand():
+def test_summary_pools_clips_over_directions_and_spreads_over_runs_by_hand():
     runs = _runs("m", {("A→B", "cross_test"): {0: [1, 1, 0, 0], 1: [1, 1, 1, 0]},
-                       ("B→A", "cross_test"): {0: [1, 0, 0, 0], 1: [1, 1, 1, 1]}})
+                       ("B→A", "cross_test"): {0: [1, 0], 1: [1, 1]}})
     row = summarise(runs).loc["m"]
-    # seed 0: (0.5 + 0.25) / 2 = 0.375; seed 1: (0.75 + 1.0) / 2 = 0.875
-    assert row["cross_test_accuracy"] == pytest.approx(0.625)
-    assert row["cross_test_accuracy_std"] == pytest.approx(np.std([0.375, 0.875], ddof=1))
+    # pooled: seed 0 (2 + 1) / 6 = 0.5, seed 1 (3 + 2) / 6 = 5/6; the mean over seeds 2/3
+    assert row["cross_test_accuracy"] == pytest.approx(2 / 3)
+    # the spread is over the four (direction, seed) runs: 0.5, 0.5, 0.75, 1.0
+    assert row["cross_test_accuracy_std"] == pytest.approx(np.std([0.5, 0.5, 0.75, 1.0], ddof=1))
     assert row["seeds"] == 2 and row["directions"] == 2 and row["converged"] == 1.0
     table = headline(summarise(runs))
-    assert table.loc["m", "cross-library test accuracy"] == "0.625 ± 0.354"
+    assert table.loc["m", "cross-library test accuracy"] == "0.667 ± 0.239"
 
 
 def test_converged_and_stopped_early_are_different_questions():
@@ -168,3 +172,13 @@ def test_pooled_scores_weigh_every_clip_once():
     assert table.loc[0, "n_clips"] == 8 and table.loc[0, "directions"] == 2
     with pytest.raises(KeyError, match="no runs"):
         pooled(runs, "m", split="test")
+
+
+def test_fold_choices_keep_each_fold_and_a_majority_with_ties_to_the_earlier_candidate():
+    choices = pd.DataFrame({"direction": ["A", "B", "C", "D"], "chosen": ["y", "x", "y", "x"],
+                            "x": [0.1, 0.9, 0.2, 0.8], "y": [0.2, 0.1, 0.3, 0.1]})
+    assert majority(choices) == "x"  # 2 against 2: the earlier candidate column
+    assert majority(choices, ["y", "x"]) == "y"
+    record = fold_choices(choices.iloc[:3])
+    assert record == {"per_fold": {"A": "y", "B": "x", "C": "y"}, "chosen": "y"}
+    assert chosen_in(record, "B") == "x" and chosen_in(record, "unknown fold") == "y"
