@@ -119,6 +119,43 @@ def load_recipe(path) -> CNNRecipe:
                      None if data["augment"] is None else build(AugmentConfig, data["augment"]), versions)
 
 
+def save_fold_recipes(path, chosen: CNNRecipe, per_fold: Mapping[str, CNNRecipe],
+                      extra: dict | None = None):
+    """Write a nested choice of recipe: ``chosen`` (the majority's, for a model trained on every
+    library) as :func:`save_recipe` does, plus each fold's own choice under
+    ``extra["per_fold"]`` (fold name -> recipe), so that a later chapter builds fold L on what
+    fold L chose (:func:`load_fold_recipes`)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    per_fold_json = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold, recipe in per_fold.items():
+            one = Path(tmp) / "one.json"
+            save_recipe(recipe, one)
+            per_fold_json[str(fold)] = json.loads(one.read_text())
+    return save_recipe(chosen, path, {**(extra or {}), "per_fold": per_fold_json})
+
+
+def load_fold_recipes(path) -> tuple[CNNRecipe, dict[str, CNNRecipe]]:
+    """``(chosen, {fold name: recipe})`` written by :func:`save_fold_recipes` (a file written by
+    :func:`save_recipe` alone gives an empty per-fold dict: every fold then uses ``chosen``)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    chosen = load_recipe(path)
+    per_fold_json = json.loads(Path(path).read_text()).get("extra", {}).get("per_fold", {})
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold, data in per_fold_json.items():
+            one = Path(tmp) / "one.json"
+            one.write_text(json.dumps(data))
+            out[fold] = load_recipe(one)
+    return chosen, out
+
+
 @dataclass
 class Runs:
     """Scores of trained models: ``table`` has one row per (model, direction, seed, split).

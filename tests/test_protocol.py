@@ -21,10 +21,12 @@ from helpers.protocol import (
     evaluate_clip_model,
     fold_choices,
     headline,
+    load_fold_recipes,
     load_recipe,
     majority,
     paired,
     pooled,
+    save_fold_recipes,
     save_recipe,
     summarise,
 )
@@ -182,3 +184,16 @@ def test_fold_choices_keep_each_fold_and_a_majority_with_ties_to_the_earlier_can
     record = fold_choices(choices.iloc[:3])
     assert record == {"per_fold": {"A": "y", "B": "x", "C": "y"}, "chosen": "y"}
     assert chosen_in(record, "B") == "x" and chosen_in(record, "unknown fold") == "y"
+
+
+def test_fold_recipes_round_trip(tmp_path):
+    from helpers.features import LOGMEL
+    from helpers.models import LOGMEL_CNN
+
+    a = CNNRecipe("a", LOGMEL, LOGMEL_CNN, TrainConfig(epochs=3))
+    b = CNNRecipe("b", LOGMEL, LOGMEL_CNN, TrainConfig(epochs=5))
+    save_fold_recipes(tmp_path / "r.json", a, {"L1": a, "L2": b}, extra={"why": "test"})
+    chosen, per_fold = load_fold_recipes(tmp_path / "r.json")
+    assert chosen == a and per_fold == {"L1": a, "L2": b}
+    save_recipe(b, tmp_path / "plain.json")
+    assert load_fold_recipes(tmp_path / "plain.json") == (b, {})
