@@ -25,6 +25,7 @@ PROFILES: dict[str, dict] = {
     "full": {},
     "smoke": {
         "max_clips_per_class": 14,
+        "max_folds": 3,
         "epochs": 3,
         "seeds": [0],
         "n_trials": 2,

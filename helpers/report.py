@@ -43,10 +43,11 @@ MARKERS = {"results": ("<!-- results:start -->", "<!-- results:end -->"),
 # in reading order, each with its one-line caption (no numbers: those are in the figures).
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
     ("03_model_comparison", "Notebook 03: the two CNNs and eight classical classifiers, each tested on "
-                            "the sample library it trained on and on the one it never heard."),
+                            "the sample libraries it trained on and on a library it never heard "
+                            "(nested leave-one-library-out, pooled over seven folds)."),
     ("04_augmentation_comparison", "Notebook 04: the log-mel CNN under each training recipe (CutMix and "
                                    "its relatives, waveform augmentation), in-library and "
-                                   "cross-library; cross-library validation makes the choice."),
+                                   "cross-library; each fold chooses on its inner validation library."),
     ("09_transfer_comparison", "Notebook 09: classifiers on embeddings of a network pretrained on real "
                                "music, against the CNNs trained from scratch."),
     ("06_sparsity_sweep", "Notebook 06: what magnitude pruning costs as the share of zero weights "
@@ -55,7 +56,7 @@ KEY_FIGURES: tuple[tuple[str, str], ...] = (
                                "predictions; the chapter's two sanity checks decide whether such "
                                "maps show what the network uses."),
     ("08_ablation_bars", "Notebook 08: the ablation: fewer conv or dense layers, MFCC or log-mel "
-                         "input, with or without CutMix, judged on cross-library validation."),
+                         "input, with or without CutMix, judged on the libraries each model never heard."),
 )
 
 
@@ -70,8 +71,8 @@ def _score(entry: dict, column: str, metric: str) -> str:
     block = entry.get(column)
     if not isinstance(block, dict) or block.get(metric) is None:
         return "–"
-    # the block's own spread: a model trained on both libraries is one run, but its cross-library
-    # block is its recipe's, over that recipe's seeds
+    # the block's own spread: a model trained on every library is one run, but its cross-library
+    # block is its recipe's (or its procedure's), over that recipe's folds and seeds
     std = block.get(f"{metric}_std")
     return _fmt(block[metric], std if isinstance(std, (int, float)) and math.isfinite(std) else None)
 
@@ -104,8 +105,8 @@ def pruning_goals_markdown(summary: dict) -> str:
 def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> str:
     """The results table: every model once, its in-library and cross-library test scores.
 
-    A row's scores are the mean (± standard deviation over seeds) over both cross-library
-    directions; single runs are marked. ``run`` names the profile of the chain run that wrote
+    A row's scores are pooled over the nested leave-one-library-out folds (± standard deviation
+    over the fold x seed runs); single runs are marked. ``run`` names the profile of the chain run that wrote
     ``summary``; with ``timing``, the benchmark's timing table (or else the chain's own time)
     follows.
     """
@@ -113,28 +114,30 @@ def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> s
     if not models:
         return "_No results yet: run `make run`._"
     lines = ["| model | notebook | in-library accuracy | cross-library accuracy | in-library MAP@3 "
-             "| cross-library MAP@3 | weights | seeds |",
+             "| cross-library MAP@3 | weights | runs (folds × seeds) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key in sorted(models):
         m = models[key]
-        seeds = int(m.get("seeds", 1))
-        both = " †" if "cross_library_from" in m else ""  # trained on both libraries
+        seeds, folds = int(m.get("seeds", 1)), int(m.get("folds", 1))
+        runs = f"{folds} × {seeds}" if folds * seeds > 1 else "1 (single run)"
+        both = " †" if "cross_library_from" in m else ""  # trained on every library
         lines.append(
             f"| {m.get('name', key)} | {key[:2]} | {_score(m, 'in_library', 'accuracy')}{both} "
             f"| {_score(m, 'cross_library', 'accuracy')} | {_score(m, 'in_library', 'map_at_3')}{both} "
             f"| {_score(m, 'cross_library', 'map_at_3')} | {_weights(m)} "
-            f"| {seeds if seeds > 1 else '1 (single run)'} |")
+            f"| {runs} |")
     dataset = sorted({m.get("dataset", "?") for m in models.values()})
     chapters = sorted({key[:2] for key in models if key[:2].isdigit()})
     lines.append("")
     lines.append(
-        f"Dataset: {', '.join(dataset)}. **In-library**: a model trained on one sample library, tested on "
-        "that library's test clips; **cross-library**: the same model tested on the other library's test "
-        "clips (mean over both directions; ± is the standard deviation over seeds). **†** Trained on the "
-        "training clips of both libraries and tested on both libraries' test clips: twice the training data "
-        "of the other rows, so this in-library number does not compare with theirs; such a model has no "
-        "library left to test on, so its cross-library column is its recipe's, trained on one library (or "
-        "empty). No test clip chose anything. "
+        f"Dataset: {', '.join(dataset)}. Nested leave-one-library-out: in each fold a model trains on "
+        "five sample libraries, chooses on a sixth and is tested on the seventh. **In-library**: the "
+        "training libraries' test clips; **cross-library**: every clip of the held-out library. Scores are "
+        "pooled over the folds (every clip is a cross-library test clip once); ± is the standard deviation "
+        "over the fold × seed runs. **†** Trained on the training clips of every library and tested on "
+        "their test clips: more training data than the other rows, so this in-library number does not "
+        "compare with theirs; such a model has no library left to test on, so its cross-library column is "
+        "its recipe's (or its choosing procedure's), over the folds (or empty). No test clip chose anything. "
         f"Generated from `results/summary.json` (notebooks {', '.join(chapters)} of the last {run} run).")
     goals = pruning_goals_markdown(summary)
     if goals:

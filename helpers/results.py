@@ -55,13 +55,15 @@ def begin(notebook: str) -> int:
 
 def model_entry(name: str, summary_row, notebook: str, dataset: str, **extra) -> dict:
     """A ``models`` entry from a row of :func:`helpers.protocol.summarise`: in-library and
-    cross-library test scores (mean and std over seeds), cross-library validation, size."""
+    cross-library test scores (pooled over the folds, mean over seeds; std over the fold x seed
+    runs), inner validation (``cross_val``), size, and the number of folds and seeds."""
     def block(split: str) -> dict:
         return {f"{m}{suffix}": summary_row.get(f"{split}_{m}{suffix}")
                 for m in ("accuracy", "macro_f1", "map_at_3") for suffix in ("", "_std")}
 
     return {"name": name, "notebook": notebook, "dataset": dataset,
             "seeds": int(summary_row.get("seeds", 1)),
+            "folds": int(summary_row.get("directions", 1)),
             "in_library": block("test"), "cross_library": block("cross_test"),
             "cross_val": block("cross_val"), "params": summary_row.get("params"),
             "converged": summary_row.get("converged"), **extra}
