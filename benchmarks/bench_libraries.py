@@ -1,11 +1,10 @@
 """Notebook 03's log-mel CNN on the seven-library demo, nested leave-one-library-out: what it
 scores and what it costs.
 
-The chapters still run on the two-SoundFont demo. Before they move to the seven deduplicated
-libraries (``python -m helpers data demo --libraries all``) and to
-:func:`helpers.splits.library_folds`, this measures what that protocol gives and costs for the
+The chapters run on the seven deduplicated libraries (``python -m helpers data demo``) with
+:func:`helpers.splits.library_folds`. This measures what that protocol gives and costs for the
 chapters' base model, trained as notebook 03 trains it (epochs, patience, batch size from its
-``parameters`` cell; seeds from ``--seeds``):
+``parameters`` cell; seeds from ``--seeds``), outside the chain:
 
 - per fold: the test library, the inner validation library, clips per split, and accuracy on
   the inner validation library (``cross_val``), on the training libraries' test clips
@@ -44,19 +43,20 @@ def main() -> None:
     chapters = notebook_defaults(NOTEBOOK_03, ("seeds", "epochs", "patience", "batch_size",
                                                "val_fraction", "split_seed"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="training seeds (default 0; notebook 03 uses "
-                             f"{chapters['seeds']} on two libraries)")
+                        help=f"training seeds (default 0; notebook 03 uses {chapters['seeds']})")
     parser.add_argument("--clips-per-class", type=int, default=120,
                         help="size of the seven-library demo (default 120, as the two-SoundFont one)")
     args = parser.parse_args()
     os.environ["HELPERS_RUN_CACHE"] = "0"  # train everything here, so the seconds are real
+
+    from dataclasses import replace
 
     import numpy as np
     import pandas as pd
 
     from helpers import paths
     from helpers.data import load_clips
-    from helpers.demo import ALL_LIBRARIES, DemoConfig, build_demo
+    from helpers.demo import DEMO, build_demo
     from helpers.evaluation import per_class_report
     from helpers.features import LOGMEL
     from helpers.models import LOGMEL_CNN
@@ -64,9 +64,8 @@ def main() -> None:
     from helpers.splits import library_folds, split_summary
     from helpers.training import TrainConfig
 
-    config = DemoConfig(clips_per_class=args.clips_per_class, libraries=ALL_LIBRARIES,
-                        drop_duplicates=True)
-    folder = "demo_libraries" if args.clips_per_class == 120 else f"demo_libraries_{args.clips_per_class}"
+    config = replace(DEMO, clips_per_class=args.clips_per_class)
+    folder = "demo" if args.clips_per_class == DEMO.clips_per_class else f"demo_{args.clips_per_class}"
     root = build_demo(paths.data_dir() / folder, config, workers=min(2, os.cpu_count() or 1))
     clips = load_clips(root)
     folds = library_folds(clips, val_fraction=chapters["val_fraction"], seed=chapters["split_seed"])
