@@ -41,6 +41,22 @@ def test_notebook_is_stripped_and_parameterised(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {path.name[:2]}")
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter(path):
+    """papermill skips a line it cannot parse (e.g. an '=' inside the comment) with a mere
+    warning, and the chain then cannot set that parameter."""
+    import ast
+
+    import papermill as pm
+
+    nb = nbformat.read(path, as_version=4)
+    source = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source
+    assigned = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    declared = set(pm.inspect_notebook(str(path)))
+    assert assigned <= declared, f"{path.name}: papermill cannot read {sorted(assigned - declared)}"
+
+
 def test_every_smoke_knob_is_used_by_some_notebook():
     import papermill as pm
 
