@@ -35,9 +35,9 @@ made; the model trains on the remaining libraries:
 - ``test``: their test clips (the **in-library** test);
 - ``cross_val``: every clip of V (**inner validation**: the fold's choices);
 - ``cross_test``: every clip of L (the **cross-library** test: reported, never chosen on);
-- ``unused``: clips of the training libraries that share a recording with L or V (the
-  ``shares`` column, written by the demo's deduplication), so that no recording sits on both
-  sides of a split.
+- ``unused``: clips of the training libraries that share a recording with L or V, and clips of
+  V that share one with L (the ``shares`` column, written by the demo's deduplication), so that
+  no recording sits on both sides of a split and no recording of L takes part in a choice.
 
 Pooled over the folds, every clip gets one cross-library prediction from a model that never
 heard its library, nor a recording shared with it, and that was chosen without it.
@@ -228,8 +228,9 @@ def library_folds(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
     In the fold that holds out L (``held_out``, all of its clips ``cross_test``), the inner
     validation library V (``validated_on``, all of its clips ``cross_val``) is chosen by
     :func:`inner_libraries`; the other libraries' training clips are ``train``/``val``
-    (:func:`assign_splits`) and their test clips ``test``. A clip whose ``shares_col`` names L
-    or V (it plays a recording that L or V also holds) is ``unused`` in that fold. ``group_col``
+    (:func:`assign_splits`) and their test clips ``test``. A training library's clip whose
+    ``shares_col`` names L or V (it plays a recording that L or V also holds), and a clip of V
+    whose ``shares_col`` names L, is ``unused`` in that fold. ``group_col``
     may be any column (a user's own sources). Raises :class:`SplitError` for a missing column,
     gaps, fewer than three libraries, or splits other than the official 'train'/'test'.
     """
@@ -244,12 +245,13 @@ def library_folds(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
         is_test = (libraries == held_out).to_numpy()
         is_val = (libraries == validated_on).to_numpy()
         linked = shares.map(lambda s, a=held_out, b=validated_on: a in s or b in s).to_numpy()
+        chooses_on_test = is_val & shares.map(lambda s, a=held_out: a in s).to_numpy()
         own = ~is_test & ~is_val & ~linked
         out.loc[own, "split"] = assign_splits(out[own], val_fraction=val_fraction,
                                               seed=seed)["split"].to_numpy()
         out.loc[is_val, "split"] = "cross_val"
         out.loc[is_test, "split"] = "cross_test"
-        out.loc[~is_test & ~is_val & linked, "split"] = UNUSED
+        out.loc[(~is_test & ~is_val & linked) | chooses_on_test, "split"] = UNUSED
         trained_on = tuple(n for n in names if n not in (held_out, validated_on))
         folds.append(Direction(f"{held_out} (chosen on {validated_on})", held_out, trained_on,
                                out, validated_on=validated_on))
@@ -261,12 +263,20 @@ def library_folds(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
 def check_no_shared_recordings(fold: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
                                shares_col: str = SHARES_COLUMN) -> None:
     """Raise if a clip that trains or is scored in-library shares a recording with a library
-    that the fold validates or tests on (a recording on both sides of the split)."""
+    that the fold validates or tests on (a recording on both sides of the split), or a clip of
+    the inner validation library shares one with the test library (a choice made on it)."""
     outside = fold.loc[fold["split"].isin(["cross_val", "cross_test"]), group_col].astype(str)
     held = set(outside.unique())
     inside = fold["split"].isin(["train", "val", "test"])
-    crossing = shared_with(fold, shares_col)[inside].map(lambda s: bool(s & held))
+    shares = shared_with(fold, shares_col)
+    crossing = shares[inside].map(lambda s: bool(s & held))
     if crossing.any():
         names = fold.loc[crossing[crossing].index, "fname"].tolist()
         raise AssertionError(f"{len(names)} training-side clip(s) share a recording with the "
                              f"held-out libraries {sorted(held)}, e.g. {names[:3]}")
+    tested = set(fold.loc[fold["split"] == "cross_test", group_col].astype(str).unique())
+    choosing = shares[fold["split"] == "cross_val"].map(lambda s: bool(s & tested))
+    if choosing.any():
+        names = fold.loc[choosing[choosing].index, "fname"].tolist()
+        raise AssertionError(f"{len(names)} inner-validation clip(s) share a recording with the "
+                             f"test library {sorted(tested)}, e.g. {names[:3]}")

@@ -171,6 +171,26 @@ def test_a_shared_recording_never_sits_on_both_sides_of_a_split():
         check_no_shared_recordings(bad)
 
 
+def test_an_inner_validation_clip_sharing_a_recording_with_the_test_library_chooses_nothing():
+    """The fold that tests on L1 chooses on L2; L2's clips that play one of L1's recordings
+    would let L1 take part in the choice, so they are unused there (and only there)."""
+    clips = _libraries(libraries=("L1", "L2", "L3", "L4"))
+    a1 = (clips["library"] == "L1") & (clips["label"] == "A")
+    a2 = (clips["library"] == "L2") & (clips["label"] == "A")
+    clips[SHARES_COLUMN] = ""
+    clips.loc[a1, SHARES_COLUMN] = "L2"
+    clips.loc[a2, SHARES_COLUMN] = "L1"
+    fold = {f.held_out: f for f in library_folds(clips)}["L1"]
+    assert fold.validated_on == "L2"
+    assert set(fold.clips.loc[a2, "split"]) == {UNUSED}
+    others = (fold.clips["library"] == "L2") & ~a2
+    assert set(fold.clips.loc[others, "split"]) == {"cross_val"}
+    bad = fold.clips.copy()
+    bad.loc[a2, "split"] = "cross_val"
+    with pytest.raises(AssertionError, match="inner-validation clip"):
+        check_no_shared_recordings(bad)
+
+
 def test_nested_folds_need_three_libraries_and_say_why():
     with pytest.raises(SplitError, match="at least 3 libraries"):
         library_folds(_libraries())
