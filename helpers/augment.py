@@ -73,6 +73,18 @@ class AugmentConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
+    def describe(self) -> str:
+        """What this augmentation does to a training batch, in words, from its fields (for a
+        notebook's table of recipes: the prose comes from the configuration that runs)."""
+        share = "every batch" if self.prob >= 1 else f"{self.prob:.0%} of the batches"
+        if self.kind == "none" or self.prob <= 0:
+            return "no augmentation"
+        if self.kind == "specaugment":
+            return (f"SpecAugment on {share}: {self.freq_masks} mask(s) of up to {self.freq_mask_width} "
+                    f"mel bands and {self.time_masks} of up to {self.time_mask_width} frames")
+        name = {"cutmix": "CutMix", "bandcutmix": "band CutMix", "mixup": "mixup"}[self.kind]
+        return f"{name} on {share}, λ ~ Beta({self.alpha:g}, {self.alpha:g})"
+
 
 class MixBox(NamedTuple):
     """Where and how much of each example's partner was pasted; every field has shape (batch,).
@@ -418,6 +430,11 @@ class StaticCutMix:
     copies: int = 3
     alpha: float = 1.0
     name = "static-cutmix"
+
+    def describe(self) -> str:
+        """In words: what the training windows look like (for a notebook's table of recipes)."""
+        return (f"{self.copies} CutMix copies of the training windows made once (λ ~ Beta({self.alpha:g}, "
+                f"{self.alpha:g})); each epoch draws one of the {self.copies + 1} versions of a window")
 
     def build(self, prepared, seed: int = 0, progress: bool = True):
         """:class:`helpers.training.Versions` of ``prepared``'s training windows: the original

@@ -27,7 +27,10 @@ settings), not re-rendered every epoch; each copy is cut into windows at exactly
 original kept (:func:`helpers.features.kept_starts`), so every training window has
 ``copies + 1`` aligned versions and an epoch draws one of them per window
 (:class:`helpers.training.Versions`). An epoch costs what it cost without augmentation.
-Only training clips are ever augmented. Used in: notebooks/04_cutmix.ipynb; helpers/protocol.py
+Only training clips are ever augmented. With nested folds a clip trains in several folds; its
+copies do not depend on the fold, so :meth:`WaveformAugment.render_training_clips` renders every
+fold's training clips in one pass and each fold's :meth:`WaveformAugment.build` only
+standardises them. Used in: notebooks/04_cutmix.ipynb; helpers/protocol.py
 (:func:`helpers.protocol.load_recipe` rebuilds a saved recipe's waveform augmentation for
 notebook 10).
 """
@@ -77,6 +80,14 @@ class WaveformAugment:
         if self.rooms < 1:
             raise ValueError(f"rooms must be >= 1, got {self.rooms}")
 
+    def describe(self) -> str:
+        """In words: what the training windows look like (for a notebook's table of recipes)."""
+        low, high = self.noise_snr_db
+        return (f"{self.copies} rendering(s) of each training clip (speed ± {self.pitch_semitones:g} "
+                f"semitones, EQ ± {self.eq_db:g} dB, a band limit in {self.bandlimit_p:.0%}, a room in "
+                f"{self.room_p:.0%}, noise at {low:g}-{high:g} dB SNR); each epoch draws one of the "
+                f"{self.copies + 1} versions of a window")
+
     def pipeline(self, sample_rate: int):
         """The ``audiomentations.Compose`` chain (randomness from ``random`` and ``np.random``)."""
         import audiomentations as am
@@ -112,6 +123,27 @@ class WaveformAugment:
                                            sample_rate=sample_rate)
         out = np.nan_to_num(np.asarray(out, np.float32)[: len(y)])
         return np.pad(out, (0, len(y) - len(out))) if len(out) < len(y) else out
+
+    def render_training_clips(self, prepared, progress: bool = True) -> int:
+        """Render (or find in the cache) the copies of every training clip of the items of
+        ``prepared`` (e.g. the folds of :func:`helpers.splits.library_folds`, one
+        :class:`helpers.experiment.Prepared` each, all with the same features), in one pass.
+
+        A clip trains in several folds but is rendered once: its copies do not depend on the
+        fold (each fold's :meth:`build` only standardises them with its own statistics). One
+        pass over all folds keeps the worker pool busy and rewrites the cache entry once,
+        instead of once per fold. Returns the number of distinct training clips.
+        """
+        prepared = list(prepared)
+        if not prepared:
+            return 0
+        config = prepared[0].feature_config
+        if any(p.feature_config != config for p in prepared):
+            raise ValueError("render_training_clips: every Prepared must have the same feature_config")
+        clips = pd.concat([p.splits["train"].clips[["fname", "path"]] for p in prepared])
+        clips = clips.drop_duplicates().reset_index(drop=True)
+        augmented_windows(clips, config, self, progress=progress)
+        return len(clips)
 
     def build(self, prepared, seed: int = 0, progress: bool = True):
         """The training windows of ``prepared`` with their augmented copies, standardised with

@@ -7,8 +7,9 @@ Noise and rooms come from :mod:`helpers.acoustics`, the same model (and the same
 SNR) that made the demo set's recordings. :func:`perturbed_split` builds a perturbed copy of
 one split of a :class:`helpers.experiment.Prepared`: every clip is re-read, perturbed, cut into
 windows and standardised with the *training* statistics, exactly as the clean features were.
-Nothing is cached on disk.
-Used in: notebooks/04_cutmix.ipynb, helpers/augment_audio.py (its rooms, :func:`add_reverb`).
+:func:`perturbed_splits` does it for several folds at once, perturbing a clip that several folds
+test only once (each fold then standardises it with its own statistics). Nothing is cached on
+disk. Used in: notebooks/04_cutmix.ipynb.
 """
 
 from __future__ import annotations
@@ -120,17 +121,42 @@ def perturbed_split(prepared: Prepared, perturbation: Perturbation, split: str =
     number of windows per clip can change (silent-window dropping sees the added noise).
     Score it with :func:`helpers.experiment.score`. Used in: notebooks/04_cutmix.ipynb.
     """
+    return perturbed_splits([prepared], perturbation, split, progress)[0]
+
+
+def perturbed_splits(prepared: Sequence[Prepared], perturbation: Perturbation, split: str = "test",
+                     progress: bool = False) -> list[Prepared]:
+    """:func:`perturbed_split` of every item of ``prepared`` (e.g. the folds of
+    :func:`helpers.splits.library_folds`, whose in-library ``test`` splits overlap): a clip in
+    several of them is read and perturbed once, and each item standardises its windows with its
+    own training statistics. All items must share one ``feature_config``.
+    """
     from functools import partial
 
     from helpers.features import standardize
     from helpers.parallel import map_clips
 
-    fs = prepared.splits[split]
-    rows = [(str(f), str(p)) for f, p in fs.clips[["fname", "path"]].itertuples(index=False)]
-    windows = map_clips(partial(_perturbed_windows, config=prepared.feature_config,
-                                perturbation=perturbation), rows,
-                        desc=perturbation.label, progress=progress)
-    ids = [fname for (fname, _), w in zip(rows, windows) for _ in range(len(w))]
-    X = standardize(np.concatenate(windows), prepared.mean, prepared.std)
-    new = replace(fs, X=X, clip_ids=np.array(ids, dtype=str))
-    return replace(prepared, splits={**prepared.splits, split: new})
+    prepared = list(prepared)
+    if not prepared:
+        return []
+    config = prepared[0].feature_config
+    if any(p.feature_config != config for p in prepared):
+        raise ValueError("perturbed_splits: every Prepared must have the same feature_config")
+    rows = {}  # (fname, path) of every clip of every item's split, each once, in order
+    for p in prepared:
+        for f, path in p.splits[split].clips[["fname", "path"]].itertuples(index=False):
+            rows.setdefault((str(f), str(path)), None)
+    order = list(rows)
+    windows = dict(zip(order, map_clips(partial(_perturbed_windows, config=config,
+                                                perturbation=perturbation), order,
+                                        desc=perturbation.label, progress=progress)))
+    out = []
+    for p in prepared:
+        fs = p.splits[split]
+        parts = [windows[(str(f), str(path))]
+                 for f, path in fs.clips[["fname", "path"]].itertuples(index=False)]
+        ids = [str(f) for f, w in zip(fs.clips["fname"], parts) for _ in range(len(w))]
+        X = standardize(np.concatenate(parts), p.mean, p.std)
+        new = replace(fs, X=X, clip_ids=np.array(ids, dtype=str))
+        out.append(replace(p, splits={**p.splits, split: new}))
+    return out

@@ -338,3 +338,17 @@ def test_load_augment_config_errors(tmp_path):
         load_augment_config(bad)
     bad.write_text('{"kind": "mixup"}')  # missing fields take their defaults
     assert load_augment_config(bad) == AugmentConfig("mixup")
+
+
+def test_describe_says_what_the_configuration_does():
+    from helpers.augment import StaticCutMix
+
+    assert AugmentConfig().describe() == "no augmentation"
+    assert AugmentConfig("cutmix", alpha=0.5, prob=0.0).describe() == "no augmentation"
+    assert AugmentConfig("cutmix", alpha=1.0, prob=0.5).describe() == "CutMix on 50% of the batches, λ ~ Beta(1, 1)"
+    assert AugmentConfig("mixup", alpha=0.2).describe() == "mixup on every batch, λ ~ Beta(0.2, 0.2)"
+    assert AugmentConfig("bandcutmix").describe().startswith("band CutMix on every batch")
+    text = AugmentConfig("specaugment", freq_mask_width=8, time_mask_width=2).describe()
+    assert "up to 8 mel bands" in text and "up to 2 frames" in text
+    assert StaticCutMix(3, 1.0).describe().startswith("3 CutMix copies")
+    assert "of the 4 versions" in StaticCutMix(3, 1.0).describe()

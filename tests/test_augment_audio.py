@@ -64,3 +64,44 @@ def test_no_helpers_acoustics_in_the_augmentation():
     imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(module)))
                 if isinstance(node, ast.ImportFrom)}
     assert not imported & {"helpers.acoustics", "helpers.perturb"}, imported
+
+
+def _prepared_with_train(tmp_path, train: set[int]):
+    """Six generated clips (two classes); those in ``train`` are training clips, the rest are
+    split between val and test: one 'fold' of the same clips."""
+    import pandas as pd
+
+    from helpers.experiment import prepare
+    from helpers.features import FeatureConfig
+
+    rows = []
+    others = iter(("val", "test", "val", "test"))
+    for i in range(6):
+        path = tmp_path / f"clip{i}.wav"
+        if not path.exists():
+            sf.write(path, tone(1.0 + 0.2 * i, SR, freq=300.0 * (1 + i % 2)), SR)
+        rows.append({"fname": path.name, "path": str(path), "label": "ab"[i % 2],
+                     "split": "train" if i in train else next(others)})
+    return prepare(pd.DataFrame(rows), FeatureConfig(kind="logmel"), progress=False)
+
+
+def test_training_clips_of_all_folds_are_rendered_once_and_reused_by_each_fold(tmp_path, monkeypatch):
+    import helpers.augment_audio as module
+
+    folds = [_prepared_with_train(tmp_path, {0, 1, 2, 3}), _prepared_with_train(tmp_path, {2, 3, 4, 5})]
+    augment = WaveformAugment(copies=1, rooms=2, rt60=(0.2, 0.3))
+    rendered = []
+    real = module._render_or_none
+    monkeypatch.setattr(module, "_render_or_none", lambda row, **kw: rendered.append(row[0]) or real(row, **kw))
+    assert augment.render_training_clips(folds, progress=False) == 6
+    assert sorted(rendered) == [f"clip{i}.wav" for i in range(6)]  # each clip once, not per fold
+    for fold in folds:
+        versions = augment.build(fold, progress=False)
+        assert versions.X.shape[:2] == (2, len(fold.splits["train"].X))
+    assert len(rendered) == 6  # the folds found every copy in the cache
+    assert augment.render_training_clips([], progress=False) == 0
+
+
+def test_describe_names_the_copies_and_ranges():
+    text = WaveformAugment(copies=2, noise_snr_db=(15.0, 45.0)).describe()
+    assert text.startswith("2 rendering(s)") and "15-45 dB SNR" in text and "of the 3 versions" in text

@@ -4,6 +4,8 @@ length and replays for a seed, and a perturbed test split that keeps clip order 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,14 @@ import soundfile as sf
 from conftest import tone
 
 from helpers.acoustics import snr_db
-from helpers.perturb import Perturbation, add_noise, add_reverb, change_gain, perturbed_split
+from helpers.perturb import (
+    Perturbation,
+    add_noise,
+    add_reverb,
+    change_gain,
+    perturbed_split,
+    perturbed_splits,
+)
 
 SR = 22050
 
@@ -117,3 +126,27 @@ def test_perturbed_split_noise_changes_windows_and_keeps_clip_order(small_prepar
     # gain: log-mel is in dB re the clip's peak, so a gain change leaves the features unchanged
     quiet = perturbed_split(small_prepared, Perturbation("gain", -20.0)).splits["test"]
     np.testing.assert_allclose(quiet.X, before.X, atol=1e-3)
+
+
+def test_perturbed_splits_perturb_a_shared_clip_once_and_standardise_per_fold(small_prepared, monkeypatch):
+    """Folds whose test splits overlap: each clip is perturbed once, and each fold gets exactly
+    what perturbed_split gives it alone (its own training statistics)."""
+    import helpers.perturb as perturb
+
+    other = replace(small_prepared, mean=small_prepared.mean + 1.0, std=small_prepared.std * 2.0)
+    noise = Perturbation("noise", 5.0, seed=3)
+    calls = []
+    real = perturb._perturbed_windows
+    monkeypatch.setattr(perturb, "_perturbed_windows", lambda row, **kw: calls.append(row[0]) or real(row, **kw))
+    both = perturbed_splits([small_prepared, other], noise)
+    assert sorted(calls) == sorted(small_prepared.splits["test"].clips["fname"])  # once per clip
+    monkeypatch.setattr(perturb, "_perturbed_windows", real)
+    for alone, together in zip((small_prepared, other), both, strict=True):
+        expected = perturbed_split(alone, noise).splits["test"]
+        np.testing.assert_allclose(together.splits["test"].X, expected.X, atol=1e-6)
+        assert list(together.splits["test"].clip_ids) == list(expected.clip_ids)
+        assert np.array_equal(together.mean, alone.mean)
+    assert perturbed_splits([], noise) == []
+    with pytest.raises(ValueError, match="feature_config"):
+        perturbed_splits([small_prepared, replace(small_prepared, feature_config=replace(
+            small_prepared.feature_config, n_mels=32))], noise)
