@@ -18,6 +18,8 @@ A pruned model is no smaller in memory (zeros are still stored); it compresses b
 and TFLite can quantise it (:func:`to_tflite`, :func:`model_sizes`); TFLite's kernels are dense,
 so pruning alone does not change latency (:func:`compare_latency`). :func:`check_goals` turns
 the measured numbers into met/missed with margins.
+:func:`prune_folds` prunes the networks of the nested leave-one-library-out folds too, so the
+cost of pruning can be scored cross-library (on each fold's held-out library).
 Used in: notebooks/06_pruning.ipynb, benchmarks/bench_pruning.py.
 """
 
@@ -704,6 +706,103 @@ def sweep(model, prepared, sparsities: Sequence[float], config: PruneConfig, see
             models[target] = pruned
             bar.update()
     return pd.DataFrame(rows), models
+
+
+def pruned_name(sparsity: float) -> str:
+    """The model name of a network pruned to ``sparsity``: ``"pruned 80%"``."""
+    return f"pruned {sparsity:.0%}"
+
+
+def prune_folds(runs, model: str, prepared: Mapping[str, object], sparsities: Sequence[float],
+                config: PruneConfig, seed: int = 0, splits: Sequence[str] | None = None,
+                progress: bool = True, executor=None):
+    """Prune, in every fold, the network ``runs`` holds for ``model`` to each of ``sparsities``,
+    and score the pruned networks as :func:`helpers.protocol.evaluate_cnns` scores a training.
+
+    ``runs`` is a :class:`helpers.protocol.Runs` with the weights of ``model`` in each fold
+    (e.g. :func:`helpers.protocol.evaluate_per_fold`, from the run cache); ``prepared`` maps each
+    fold's name to its :class:`helpers.experiment.Prepared`. The networks of the run with seed
+    ``seed`` are pruned with ``config`` (``target_sparsity`` replaced by each entry of
+    ``sparsities``; 0.0 is the same fine-tuning without pruning), fine-tuned on the fold's
+    ``train`` windows only (``val`` recorded, never used to stop), side by side as
+    :class:`PruneJob` s on ``executor``; nothing reads a test split to prune. Each pruned network
+    is then scored on ``splits`` (default: every split the fold has of
+    :data:`helpers.splits.SCORED_SPLITS`), so the result pools, pairs and summarises like any
+    chapter's runs (``cross_test``: the fold's held-out library; ``test``: in-library).
+    Returns a ``Runs`` with one model per sparsity
+    (:func:`pruned_name`), each row also carrying the measured ``sparsity`` and ``nonzero``.
+    Used in: notebooks/06_pruning.ipynb.
+    """
+    from dataclasses import replace
+
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from helpers.evaluation import clip_metrics
+    from helpers.experiment import split_probabilities
+    from helpers.parallel import get_executor
+    from helpers.progress import progress as progress_bar
+    from helpers.protocol import METRICS, Runs
+    from helpers.splits import SCORED_SPLITS
+
+    rows = runs.table[(runs.table["model"] == model) & (runs.table["seed"] == seed)]
+    directions = list(dict.fromkeys(rows["direction"]))
+    missing = [d for d in directions if d not in prepared]
+    if not directions or missing:
+        raise KeyError(f"no {model!r} runs with seed {seed}" if not directions else
+                       f"no prepared data for fold(s) {missing}")
+    targets = [float(t) for t in sparsities]
+    plan, futures = [], []
+    executor = executor or get_executor()
+    for direction in directions:
+        network = runs.network(model, direction, seed)
+        data = prepared[direction]
+        X_train, y_train = data.xy("train")
+        X_val, y_val = data.xy("val")
+        for target in targets:
+            job = PruneJob(network.to_json(), network.get_weights(), X_train, y_train, X_val,
+                           y_val, len(data.classes), replace(config, target_sparsity=target), seed)
+            plan.append((direction, target, network, data))
+            futures.append(executor.submit(run_prune_job, job))
+    out = Runs(pd.DataFrame(), classes=list(runs.classes))
+    table = []
+    with progress_bar(total=len(futures), desc=f"pruning {len(directions)} fold(s)", unit="model",
+                      disable=not progress) as bar:
+        for (direction, target, network, data), future in zip(plan, futures):
+            weights, info, messages = future.result()
+            for message in messages:
+                warnings.warn(message, PruningWarning, stacklevel=2)
+            pruned = keras.models.clone_model(network)
+            pruned.set_weights(weights)
+            name = pruned_name(target)
+            scored = [s for s in (splits or SCORED_SPLITS) if s in data.splits]
+            logger = tf.get_logger()
+            level = logger.level
+            logger.setLevel("ERROR")  # a new network per fold: TensorFlow would warn of retracing
+            try:
+                probs = split_probabilities(pruned, data, scored)
+            finally:
+                logger.setLevel(level)
+            for split in scored:
+                labels = data.clip_y(split)
+                metrics = clip_metrics(labels, probs[split])
+                table.append({"model": name, "direction": direction, "seed": seed, "split": split,
+                              **{m: metrics[m] for m in (*METRICS, "n_clips")},
+                              "best_epoch": np.nan, "epochs_run": config.fine_tune_epochs,
+                              "max_epochs": config.fine_tune_epochs, "train_seconds": info["seconds"],
+                              "params": info["params"], "cached": False,
+                              "target_sparsity": target, "sparsity": info["sparsity"],
+                              "nonzero": info["nonzero"]})
+                out.probs[(name, direction, seed, split)] = probs[split]
+                out.clips[(name, direction, split)] = data.splits[split].clips["fname"].to_numpy()
+                out.labels[(name, direction, split)] = labels
+            out.histories[(name, direction, seed)] = info["history"]
+            out.weights[(name, direction, seed)] = weights
+            out.networks[(name, direction)] = (runs.networks.get((model, direction))
+                                               or runs.networks[model])
+            bar.update()
+    out.table = pd.DataFrame(table)
+    return out
 
 
 def plot_sweep(table: pd.DataFrame, ax=None, metrics: Sequence[str] = ("accuracy", "map_at_3"),

@@ -19,10 +19,15 @@ Around KerasTuner's chief, with its public API only, this module adds what the p
   all its workers have exited tells the chief so (SIGTERM) rather than letting it poll
   (KerasTuner's chief checks every 20 s whether its workers are done);
 * the results, written by the chief: the trials table (one row per trial with the worker that
-  ran it; failed and unfinished trials included, not dropped) and the best configuration
+  ran it; failed and unfinished trials included, not dropped; on the demo one score column per
+  nested leave-one-library-out fold) and the chosen configuration
   (``build/tuning/best_hyperparameters.json`` by default, beside the tuner's files: notebook 05's
-  ``results/best_hyperparameters.json``, which notebook 10 reads, is only written when ``--best``
-  names it).
+  ``results/best_hyperparameters.json``, which notebooks 06 and 10 read, is only written when
+  ``--best`` names it). On the demo the choice is nested as in notebook 05: each fold's own
+  (the trial best on that fold's inner validation library, ``per_fold``) and the trial most
+  folds chose (``cnn_config``), for a model trained on every library. Notebook 05 also counts
+  the untuned network among the candidates (its runs come from notebook 03's cache); the
+  command chooses among its trials only.
 Used in: helpers/cli.py (``python -m helpers tune``; README, "Tuning on several machines").
 """
 
@@ -54,11 +59,14 @@ from helpers.tuning import (
     TuningError,
     TuningResult,
     TuningWarning,
+    choose_trials_per_fold,
+    fold_columns,
     hp_columns,
     log,
     make_tuner,
     result_from_trials,
     save_best,
+    trial_name,
     trials_table,
     tune,
 )
@@ -148,36 +156,46 @@ def job_train_config(job: TuneJob):
 def load_job_data(job: TuneJob):
     """Clips of the job's dataset and subset, split and turned into standardised log-mel windows.
 
-    Where the dataset records each clip's library (the demo), one prepared set per cross-library
-    direction, so trials are scored on cross-library validation; otherwise (FSDKaggle2018) one
-    in-library set, scored on its validation clips. The feature cache makes this cheap after the
-    first process has extracted the features.
+    Where the dataset records each clip's library (the demo), ``{fold name: prepared}``, one per
+    nested leave-one-library-out fold (:func:`helpers.splits.library_folds`), so every trial is
+    scored on each fold's inner validation library and the choice is made fold by fold;
+    otherwise (FSDKaggle2018) one in-library set, scored on its validation clips. The feature
+    cache makes this cheap after the first process has extracted the features.
     """
     from helpers.data import SUBSETS, dataset_root, load_clips
     from helpers.experiment import prepare
     from helpers.features import LOGMEL
-    from helpers.splits import LIBRARY_COLUMN, assign_splits, library_directions
+    from helpers.splits import LIBRARY_COLUMN, assign_splits, library_folds
 
     subset = job.subset if job.subset in SUBSETS else [s.strip() for s in job.subset.split(",")]
     clips = load_clips(dataset_root(job.dataset), subset=subset,
                        max_clips_per_class=job.max_clips_per_class, seed=job.seed)
     if LIBRARY_COLUMN in clips:
-        return [prepare(d.clips, LOGMEL, progress=False) for d in library_directions(clips, seed=job.seed)]
+        return {f.name: prepare(f.clips, LOGMEL, progress=False)
+                for f in library_folds(clips, seed=job.seed)}
     return prepare(assign_splits(clips, seed=job.seed), LOGMEL, progress=False)
 
 
 def write_results(job: TuneJob, trials: pd.DataFrame) -> TuningResult | None:
-    """Write the trials table and, if any trial completed, the best configuration."""
+    """Write the trials table and, if any trial completed, the chosen configuration: over folds,
+    each fold's choice (``per_fold``) and the majority's (``cnn_config``); in-library, the best
+    trial's."""
+    from helpers.protocol import fold_choices
+
     atomic_file(job.project_dir / TRIALS_FILE, lambda tmp: trials.to_csv(tmp, index=False))
     space, base = job_space(job)
     try:
         result = result_from_trials(trials, space, base)
     except TuningError:
         return None
-    save_best(result.best_config, job.best_file,
+    nested = {} if result.choices is None else {
+        "choices": fold_choices(result.choices),
+        "scored_on": "each fold's inner validation library (cross_val); the trial most folds chose"}
+    save_best(result.best_config, job.best_file, per_fold=result.per_fold,
               extra={"score": result.best_score, "trial_id": result.best_trial_id,
                      "hyperparameters": result.best_hp, "dataset": job.dataset,
-                     "subset": job.subset, "epochs": job.epochs, "seed": job.seed})
+                     "subset": job.subset, "epochs": job.epochs, "patience": job.patience,
+                     "batch_size": job.batch_size, "seed": job.seed, **nested})
     return result
 
 
@@ -191,7 +209,10 @@ def read_trials(job: TuneJob) -> pd.DataFrame | None:
 
 
 def summary_lines(trials: pd.DataFrame) -> list[str]:
-    """Human-readable summary: trials per tuner, failures, the best trial."""
+    """Human-readable summary: trials per tuner, failures, and the choice: over folds, the trial
+    most folds chose and each fold's own; in-library, the best trial."""
+    from helpers.protocol import majority
+
     done = trials[trials["status"] == COMPLETED]
     lines = [f"{len(trials)} trial(s): {len(done)} completed, {len(trials) - len(done)} failed"]
     for tuner_id, group in trials.groupby("tuner_id", sort=True):
@@ -204,13 +225,26 @@ def summary_lines(trials: pd.DataFrame) -> list[str]:
         why = row.error or (f"never finished ({row.tuner_id} stopped mid-trial)"
                             if row.status == "RUNNING" else f"traceback in {row.tuner_id}'s log")
         lines.append(f"  FAILED trial {row.trial_id} on {row.tuner_id} ({row.status}): {why}")
-    if len(done):
+    if len(done) and fold_columns(trials):
+        choices = choose_trials_per_fold(trials)
+        chosen = majority(choices)
+        best = done[done["trial_id"].map(trial_name) == chosen].iloc[0]
+        lines.append(f"  chosen by {int((choices['chosen'] == chosen).sum())} of {len(choices)} "
+                     f"folds: {chosen} ({_values(best, trials)}); mean inner-validation "
+                     f"accuracy {best[OBJECTIVE]:.3f}")
+        for direction, pick in zip(choices["direction"], choices["chosen"]):
+            lines.append(f"    fold {direction}: {pick}")
+    elif len(done):
         best = done.loc[done[OBJECTIVE].idxmax()]
-        values = ", ".join(f"{n}={best[n]:.3g}" if isinstance(best[n], float) else f"{n}={best[n]}"
-                           for n in hp_columns(trials))
         lines.append(f"  best: trial {best['trial_id']} score {best[OBJECTIVE]:.3f} "
-                     f"({values})")
+                     f"({_values(best, trials)})")
     return lines
+
+
+def _values(row, trials: pd.DataFrame) -> str:
+    """``name=value, ...`` of a trial's hyperparameters."""
+    return ", ".join(f"{n}={row[n]:.3g}" if isinstance(row[n], float) else f"{n}={row[n]}"
+                     for n in hp_columns(trials))
 
 
 def run_in_process(job: TuneJob) -> int:

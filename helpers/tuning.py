@@ -4,27 +4,34 @@ A :class:`SearchSpace` lists the ranges (filters and kernel size per conv layer,
 dense layer, dropout, learning rate); :func:`config_from_hp` is the one place sampled values
 become a :class:`helpers.models.CNNConfig`, so a tuned configuration feeds ``build_cnn`` and
 every later notebook. The objective, ``score`` (:func:`evaluate_config`), is clip accuracy
-(windows averaged per clip) on validation clips: given the cross-library directions (one
-prepared set each, as notebook 05 and ``python -m helpers tune`` on the demo pass them), on each
-direction's held-out-library training clips (``cross_val``, cross-library validation), averaged
-over the directions; given one prepared set, on its own validation clips (``val``, in-library).
-The test splits are never looked at. Every trial trains with the same seed, so trials differ by
-their hyperparameters only.
+(windows averaged per clip) on validation clips. Given the nested leave-one-library-out folds
+(``{fold name: prepared}``, as notebook 05 and ``python -m helpers tune`` on the demo pass them),
+every trial trains once in every fold and is scored on each fold's inner validation library
+(``cross_val``): one column per fold in the trials table (:func:`fold_columns`), ``score``
+their mean, for reading only. The choice is then made **fold by fold**
+(:func:`choose_trials_per_fold`: in fold L the trial best on L's inner library, never on L) and
+a model trained on every library takes the trial most folds chose
+(:func:`helpers.protocol.majority`). Given one prepared set, ``score`` is its own validation
+clips (``val``, in-library). The test splits are never looked at. Every trial trains with the
+same seed, so trials differ by their hyperparameters only.
 
 KerasTuner 1.4 runs the search, through its public API only: a ``keras_tuner.Tuner`` subclass
 overriding ``run_trial`` (KerasTuner's own accepts Keras 3 models only; ours trains the
 ``tf_keras`` model) and a ``RandomSearchOracle`` subclass overriding the methods KerasTuner
 documents for custom oracles, to record which worker ran each trial, to let a distributed
-search wait for its workers, and to stop after three failed trials in a row. KerasTuner keeps
-going when a trial raises; :func:`tune` reports such trials (``TuningResult.n_failed``, a
-:class:`TuningWarning`) instead of silently ranking the rest.
+search wait for its workers, and to stop after three failed trials in a row. Random search
+draws every trial independently of the scores, so averaging the folds' scores into
+``score`` steers nothing. KerasTuner keeps going when a trial raises; :func:`tune` reports
+such trials (``TuningResult.n_failed``, a :class:`TuningWarning`) instead of silently ranking
+the rest.
 
 The same tuner runs distributed with KerasTuner's chief/worker mode (environment variables
 ``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``): the chief's
 ``tuner.search()`` serves the oracle, each worker's runs trials. The processes are started by
 ``python -m helpers tune`` (:mod:`helpers.tune_command`).
-Used in: notebooks/05_tuning.ipynb, notebooks/10_shipping.ipynb (:func:`load_best`);
-helpers/tune_command.py (``python -m helpers tune``), helpers/cli.py (:class:`TuningError`).
+Used in: notebooks/05_tuning.ipynb, notebooks/06_pruning.ipynb and notebooks/10_shipping.ipynb
+(:func:`load_best`, :func:`load_best_per_fold`); helpers/tune_command.py
+(``python -m helpers tune``), helpers/cli.py (:class:`TuningError`).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,11 +57,12 @@ from helpers.models import CNNConfig
 from helpers.paths import results_dir
 
 OBJECTIVE = "score"  # clip accuracy on the clips choices are made on (see evaluate_config), maximised
-# Axis label of OBJECTIVE in the plots: what `score` is when the cross-library directions are searched
+# Axis label of OBJECTIVE in the plots: what `score` is when the nested folds are searched
 # (notebook 05); pass `score_label` when one in-library prepared set was searched instead.
-SCORE_LABEL = "score: cross-library validation accuracy (clips)"
+SCORE_LABEL = "score: mean inner-validation accuracy over the folds (clips)"
 METRIC_COLUMNS = ("score", "val_accuracy", "val_map_at_3", "seconds", "best_epoch",
                   "epochs_run", "budget_runs", "params")
+FOLD_PREFIX = "cross_val: "  # a trials-table column per fold: "cross_val: <fold name>"
 INFO_COLUMNS = ("trial_id", "tuner_id", "status")
 BEST_FILE = "best_hyperparameters.json"
 COMPLETED = "COMPLETED"
@@ -257,18 +265,25 @@ def space_table(space: SearchSpace, base: CNNConfig) -> pd.DataFrame:
 def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
     """Train ``config`` (early stopping on each training split's val) and score it.
 
-    ``data`` is one :class:`helpers.experiment.Prepared` (in-library: ``score`` is the clip
-    accuracy on its validation clips) or a sequence of them, one per cross-library direction
-    (``score`` is the clip accuracy on the held-out libraries' training clips, ``cross_val``,
-    averaged over the directions: the choice generalises to a library the network never heard).
-    The directions train side by side as jobs (:func:`helpers.experiment.train_many`). Each
-    job scores the splits a final run scores (:data:`helpers.splits.SCORED_SPLITS`), so the
-    run cache gives the comparison after the search the best trial's trainings instead of
-    repeating them; the search itself reads only ``cross_val`` (or ``val``), never ``test``.
-    Also returns the in-library ``val_accuracy`` and ``val_map_at_3`` (means over directions),
-    ``best_epoch``/``epochs_run`` (means), ``budget_runs`` (how many of the trainings ran all
-    ``train_config.epochs`` epochs, so early stopping did not end them), ``params`` and
-    ``seconds`` (wall clock).
+    ``data`` is one of:
+
+    * a mapping ``{fold name: Prepared}``, one per nested leave-one-library-out fold
+      (:func:`helpers.splits.library_folds`): the config trains once in every fold, and each
+      fold's clip accuracy on its inner validation library (``cross_val``) is returned as
+      ``"cross_val: <fold name>"`` (:data:`FOLD_PREFIX`), for the choice fold by fold
+      (:func:`choose_trials_per_fold`); ``score`` is their mean, for reading only;
+    * a sequence of ``Prepared`` (the same without fold names: ``score`` only);
+    * one :class:`helpers.experiment.Prepared` (in-library: ``score`` is the clip accuracy on its
+      validation clips).
+
+    The folds train side by side as jobs (:func:`helpers.experiment.train_many`). Each job
+    scores the splits a final run scores (:data:`helpers.splits.SCORED_SPLITS`), so the run
+    cache gives the comparison after the search every trial's trainings instead of repeating
+    them; the search itself reads only ``cross_val`` (or ``val``), never ``test`` nor
+    ``cross_test``. Also returns the in-library ``val_accuracy`` and ``val_map_at_3`` (means
+    over folds), ``best_epoch``/``epochs_run`` (means), ``budget_runs`` (how many of the
+    trainings ran all ``train_config.epochs`` epochs, so early stopping did not end them),
+    ``params`` and ``seconds`` (wall clock).
     Raises ``keras_tuner.errors.FailedTrialError`` if a model predicts non-finite values.
     """
     from keras_tuner.errors import FailedTrialError
@@ -279,27 +294,33 @@ def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
     from helpers.splits import SCORED_SPLITS
 
     start = time.perf_counter()
-    prepared = list(data) if isinstance(data, (list, tuple)) else [data]
-    split = "cross_val" if isinstance(data, (list, tuple)) else "val"
+    names: list[str] | None = None
+    if isinstance(data, Mapping):
+        names, prepared = [str(n) for n in data], list(data.values())
+    else:
+        prepared = list(data) if isinstance(data, (list, tuple)) else [data]
+    split = "cross_val" if isinstance(data, (Mapping, list, tuple)) else "val"
     jobs = [TrainJob(p, config, train_config, None, tuple(s for s in SCORED_SPLITS if s in p.splits))
             for p in prepared]
     outcomes = train_many(jobs, progress=False)
     scores, val = [], []
     for p, outcome in zip(prepared, outcomes):
         if split not in outcome.probs:
-            raise ValueError(f"no {split!r} split to score: pass the cross-library directions' data")
+            raise ValueError(f"no {split!r} split to score: pass the folds' data")
         for probs in (outcome.probs[split], outcome.probs["val"]):
             if not np.isfinite(probs).all():
                 raise FailedTrialError(f"non-finite predictions (diverged?) for {config}")
         scores.append(clip_metrics(p.clip_y(split), outcome.probs[split])["accuracy"])
         val.append(clip_metrics(p.clip_y("val"), outcome.probs["val"]))
+    per_fold = {f"{FOLD_PREFIX}{name}": float(s) for name, s in zip(names or [], scores)}
     return {"score": float(np.mean(scores)),
             "val_accuracy": float(np.mean([v["accuracy"] for v in val])),
             "val_map_at_3": float(np.mean([v["map_at_3"] for v in val])),
             "best_epoch": float(np.mean([o.result.best_epoch for o in outcomes])),
             "epochs_run": float(np.mean([o.result.epochs_run for o in outcomes])),
             "budget_runs": float(sum(o.result.epochs_run >= train_config.epochs for o in outcomes)),
-            "params": float(outcomes[0].params), "seconds": time.perf_counter() - start}
+            "params": float(outcomes[0].params), "seconds": time.perf_counter() - start,
+            **per_fold}
 
 
 # ----------------------------------------------------------------------------- the tuner
@@ -459,11 +480,17 @@ def make_tuner(space: SearchSpace, base: CNNConfig, n_trials: int, directory: Pa
 class TuningResult:
     """What a search found.
 
-    ``trials``: one row per trial (:func:`trials_table`); ``best_*``: the completed trial with
-    the highest ``score`` (:func:`evaluate_config`: clip accuracy on cross-library validation,
-    averaged over the directions, or on in-library validation when one prepared set was
-    searched; first trial on ties); ``n_failed``: trials that did not complete (their ``error``
-    column says why).
+    ``trials``: one row per trial (:func:`trials_table`); ``n_failed``: trials that did not
+    complete (their ``error`` column says why).
+
+    A search over the nested folds chooses **fold by fold**: ``choices`` is
+    :func:`choose_trials_per_fold`'s table (in each fold, the trial best on that fold's inner
+    validation library) and ``per_fold`` maps each fold's name to its chosen configuration;
+    ``best_*`` is then the trial most folds chose (:func:`helpers.protocol.majority`, what a
+    model trained on every library uses) and ``best_score`` its ``score``, the mean of its
+    folds' inner-validation accuracies: a description, which chose nothing.
+    A search on one in-library prepared set has no folds (``choices`` None, ``per_fold``
+    empty); ``best_*`` is then the completed trial with the highest ``score`` (first on ties).
     """
 
     trials: pd.DataFrame
@@ -472,6 +499,8 @@ class TuningResult:
     best_trial_id: str
     best_score: float
     n_failed: int
+    choices: pd.DataFrame | None = None
+    per_fold: dict = field(default_factory=dict)
 
 
 def _error_line(message: str | None) -> str:
@@ -483,10 +512,12 @@ def _error_line(message: str | None) -> str:
 def trials_table(tuner) -> pd.DataFrame:
     """One row per trial: trial_id, tuner_id, status, every hyperparameter, the metrics, error.
 
-    Metrics are NaN for trials that did not complete; ``error`` holds the last line of a
-    failed trial's traceback (a distributed worker's traceback stays in its log: KerasTuner
-    sends the chief the status only). Needs a tuner of :func:`make_tuner` that holds the oracle
-    (in-process or the chief). Used in: :func:`tune`, helpers/tune_command.py (the chief).
+    Metrics are NaN for trials that did not complete; a search over folds adds one column per
+    fold (``"cross_val: <fold name>"``, :func:`fold_columns`) after the metrics. ``error`` holds
+    the last line of a failed trial's traceback (a distributed worker's traceback stays in its
+    log: KerasTuner sends the chief the status only). Needs a tuner of :func:`make_tuner` that
+    holds the oracle (in-process or the chief). Used in: :func:`tune`,
+    helpers/tune_command.py (the chief).
     """
     import keras_tuner as kt
 
@@ -494,40 +525,109 @@ def trials_table(tuner) -> pd.DataFrame:
     if not isinstance(oracle, kt.Oracle):
         raise TypeError("this tuner is a distributed worker; the trials live on the chief")
     names = list(oracle.get_space().values)
-    rows = []
+    trials, folds = [], []
     for trial_id, tuner_id in sorted(oracle.trial_tuners.items()):
         trial = oracle.get_trial(trial_id)
+        trials.append((trial_id, tuner_id, trial))
+        folds += [m for m in trial.metrics.metrics if m.startswith(FOLD_PREFIX) and m not in folds]
+    rows = []
+    for trial_id, tuner_id, trial in trials:
         row = {"trial_id": str(trial_id), "tuner_id": tuner_id, "status": str(trial.status),
                **trial.hyperparameters.values}
-        for metric in METRIC_COLUMNS:
+        for metric in (*METRIC_COLUMNS, *folds):
             exists = trial.metrics.exists(metric)
             row[metric] = float(trial.metrics.get_last_value(metric)) if exists else math.nan
         row["error"] = "" if trial.status == COMPLETED else _error_line(trial.message)
         rows.append(row)
-    columns = [*INFO_COLUMNS, *names, *METRIC_COLUMNS, "error"]
+    columns = [*INFO_COLUMNS, *names, *METRIC_COLUMNS, *folds, "error"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def hp_columns(trials: pd.DataFrame) -> list[str]:
     """The hyperparameter columns of a trials table, in declaration order."""
     known = {*INFO_COLUMNS, *METRIC_COLUMNS, "error"}
-    return [c for c in trials.columns if c not in known]
+    return [c for c in trials.columns if c not in known and not str(c).startswith(FOLD_PREFIX)]
+
+
+def fold_columns(trials: pd.DataFrame) -> list[str]:
+    """The per-fold score columns of a trials table (``"cross_val: <fold name>"``), in fold
+    order; empty for a search on one in-library prepared set."""
+    return [c for c in trials.columns if str(c).startswith(FOLD_PREFIX)]
+
+
+def trial_name(trial_id) -> str:
+    """The candidate name of a trial in a choice table: ``"trial 3"``."""
+    return f"trial {trial_id}"
+
+
+def trial_configs(trials: pd.DataFrame, space: SearchSpace, base: CNNConfig) -> dict[str, CNNConfig]:
+    """``{trial name: CNNConfig}`` of every completed trial of a trials table, in trial order
+    (names from :func:`trial_name`), e.g. to train or load each one as a candidate in every
+    fold (:func:`helpers.protocol.evaluate_cnns`). Used in: notebooks/05_tuning.ipynb."""
+    done = trials[(trials["status"] == COMPLETED) & trials[OBJECTIVE].notna()]
+    names = hp_columns(trials)
+    return {trial_name(row["trial_id"]): config_from_hp(
+        FixedValues(json_safe({n: row[n] for n in names})), space, base)
+        for _, row in done.iterrows()}
+
+
+def choose_trials_per_fold(trials: pd.DataFrame) -> pd.DataFrame:
+    """The nested choice of a search over folds: in each fold, the completed trial with the
+    best clip accuracy on that fold's inner validation library (its ``cross_val`` column).
+
+    Fold L's choice reads fold L's column only, so L (its outer test library) chooses
+    nothing. Ties go to the earlier trial. The table has the shape of
+    :func:`helpers.protocol.choose_per_fold`'s (``direction``, ``chosen``, one column per
+    candidate, named by :func:`trial_name`), so :func:`helpers.protocol.majority` and
+    :func:`helpers.protocol.fold_choices` read it. Raises ``ValueError`` when the table has no
+    per-fold columns and :class:`TuningError` when no trial completed in every fold.
+    Used in: :func:`result_from_trials`, helpers/tune_command.py.
+    """
+    folds = fold_columns(trials)
+    if not folds:
+        raise ValueError("the trials hold no per-fold scores: search with {fold name: prepared}")
+    done = trials[(trials["status"] == COMPLETED) & trials[folds].notna().all(axis=1)]
+    if done.empty:
+        raise TuningError("no trial completed in every fold", trials)
+    candidates = [trial_name(t) for t in done["trial_id"]]
+    scores = pd.DataFrame(done[folds].to_numpy(dtype=float).T, columns=candidates,
+                          index=pd.Index([f[len(FOLD_PREFIX):] for f in folds], name="direction"))
+    chosen = pd.Series({d: str(row.idxmax()) for d, row in scores.iterrows()})  # first of equal maxima
+    table = scores.round(4).assign(chosen=chosen).reset_index()
+    return table[["direction", "chosen", *candidates]]
 
 
 def result_from_trials(trials: pd.DataFrame, space: SearchSpace, base: CNNConfig) -> TuningResult:
-    """Pick the best completed trial of a trials table; :class:`TuningError` if none completed."""
+    """What a trials table found (:class:`TuningResult`): over folds, each fold's choice and the
+    majority's trial; in-library, the best completed trial. :class:`TuningError` if none
+    completed."""
+    from helpers.protocol import majority
+
     failed = trials[trials["status"] != COMPLETED]
     done = trials[(trials["status"] == COMPLETED) & trials[OBJECTIVE].notna()]
     if done.empty:
         reasons = "; ".join(sorted(set(failed["error"].astype(str))))[:500]
         raise TuningError(f"no trial completed ({len(failed)} failed: {reasons or 'unknown'})",
                           trials)
-    best = done.loc[done[OBJECTIVE].idxmax()]  # idxmax: first of equal maxima
-    values = json_safe({name: best[name] for name in hp_columns(trials)})
-    return TuningResult(trials=trials.reset_index(drop=True),
-                        best_config=config_from_hp(FixedValues(values), space, base),
+
+    def config_of(row) -> tuple[dict, CNNConfig]:
+        values = json_safe({name: row[name] for name in hp_columns(trials)})
+        return values, config_from_hp(FixedValues(values), space, base)
+
+    choices, per_fold = None, {}
+    if fold_columns(trials):
+        choices = choose_trials_per_fold(trials)
+        by_name = {trial_name(r["trial_id"]): r for _, r in done.iterrows()}
+        best = by_name[majority(choices)]
+        configs = trial_configs(trials, space, base)
+        per_fold = {str(d): configs[c] for d, c in zip(choices["direction"], choices["chosen"])}
+    else:
+        best = done.loc[done[OBJECTIVE].idxmax()]  # idxmax: first of equal maxima
+    values, config = config_of(best)
+    return TuningResult(trials=trials.reset_index(drop=True), best_config=config,
                         best_hp=values, best_trial_id=str(best["trial_id"]),
-                        best_score=float(best[OBJECTIVE]), n_failed=len(failed))
+                        best_score=float(best[OBJECTIVE]), n_failed=len(failed),
+                        choices=choices, per_fold=per_fold)
 
 
 def warn_failed(trials: pd.DataFrame) -> int:
@@ -546,13 +646,13 @@ def tune(prepared, space: SearchSpace, base: CNNConfig, n_trials: int, train_con
          verbose: int = 0) -> TuningResult:
     """Random search in this process: ``n_trials`` configurations, each trained and scored.
 
-    ``prepared`` is a sequence of :class:`helpers.experiment.Prepared`, one per cross-library
-    direction, or one ``Prepared``. Each supplies train (fit) and val (early stopping); the
-    objective ``score`` (:func:`evaluate_config`) is clip accuracy on ``cross_val`` (the held-out
-    library's training clips) averaged over the directions, or, for one ``Prepared``, on its
-    ``val`` clips. The test splits are never used. Failed trials
-    are counted in ``n_failed`` and named in a :class:`TuningWarning`; a search with no
-    completed trial, or stopped early after 3 failed trials in a row, raises
+    ``prepared`` is ``{fold name: Prepared}``, one per nested leave-one-library-out fold (every
+    trial trains in every fold and is scored on each fold's inner validation library,
+    ``cross_val``; the result chooses fold by fold, :class:`TuningResult`), or one
+    ``Prepared`` (scored on its ``val`` clips). Each supplies train (fit) and val (early
+    stopping); see :func:`evaluate_config`. The test splits (``test``, ``cross_test``) are never
+    used. Failed trials are counted in ``n_failed`` and named in a :class:`TuningWarning`; a
+    search with no completed trial, or stopped early after 3 failed trials in a row, raises
     :class:`TuningError` (its ``trials`` attribute holds the table).
     Used in: notebooks/05_tuning.ipynb.
     """
@@ -575,24 +675,25 @@ def best_path() -> Path:
     return results_dir() / BEST_FILE
 
 
-def save_best(config: CNNConfig, path: Path | None = None, extra: dict | None = None) -> Path:
+def save_best(config: CNNConfig, path: Path | None = None, extra: dict | None = None,
+              per_fold: Mapping[str, CNNConfig] | None = None) -> Path:
     """Write ``config`` as JSON (``{"cnn_config": {...}, **extra}``) atomically; returns the path.
 
     Default path: :func:`best_path`. ``extra`` records where it came from (score, trial).
+    ``per_fold`` (a nested choice: fold name -> that fold's configuration) is stored as
+    ``"per_fold": {fold name: {...}}``, so that a later chapter builds fold L on what fold L
+    chose (:func:`load_best_per_fold`); ``config`` is then the majority's choice, for a model
+    trained on every library.
     Used in: notebooks/05_tuning.ipynb, helpers/tune_command.py (``python -m helpers tune``).
     """
     path = Path(path) if path is not None else best_path()
-    return write_json(path, {"cnn_config": asdict(config), **(extra or {})})
+    folds = {"per_fold": {str(k): asdict(v) for k, v in per_fold.items()}} if per_fold else {}
+    return write_json(path, {"cnn_config": asdict(config), **(extra or {}), **folds})
 
 
-def load_best(path: Path | None = None, **expected) -> CNNConfig:
-    """The CNNConfig saved by :func:`save_best` (default :func:`best_path`).
-
-    ``expected`` (e.g. ``dataset="demo", subset="instruments19"``): entries the file must record
-    with these values, so that a configuration tuned on other data is refused, with both values
-    named, instead of being used silently. Used in: notebooks/05_tuning.ipynb (checks the file
-    it saved), notebooks/10_shipping.ipynb (the tuned network, one of the candidates to ship).
-    """
+def _read_best(path: Path | None, expected: Mapping[str, Any]) -> tuple[Path, dict]:
+    """The JSON of :func:`save_best` at ``path``, checked: it exists, has a ``cnn_config`` and
+    records ``expected`` (else a clear error naming both values)."""
     path = Path(path) if path is not None else best_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no tuned hyperparameters; run notebooks/05_tuning.ipynb "
@@ -605,12 +706,47 @@ def load_best(path: Path | None = None, **expected) -> CNNConfig:
         found = ", ".join(f"{k} {a!r} (wanted {b!r})" for k, (a, b) in differ.items())
         raise ValueError(f"{path}: tuned on other data: {found}; rerun notebooks/05_tuning.ipynb "
                          "with these settings")
+    return path, raw
+
+
+def _config(path: Path, values: Mapping[str, Any]) -> CNNConfig:
+    """A CNNConfig from its JSON fields; unknown fields are refused, naming the file."""
     known = {f.name for f in fields(CNNConfig)}
-    unknown = sorted(set(raw["cnn_config"]) - known)
+    unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown CNNConfig field(s) {unknown}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["cnn_config"].items()}
-    return CNNConfig(**values)
+    return CNNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def load_best(path: Path | None = None, fold=None, **expected) -> CNNConfig:
+    """The CNNConfig saved by :func:`save_best` (default :func:`best_path`).
+
+    Without ``fold``: the file's ``cnn_config`` (after a nested choice, the one most folds
+    chose: what a model trained on every library uses). With ``fold`` (a fold of
+    :func:`helpers.splits.library_folds`, or its name): what that fold chose, or ``cnn_config``
+    when the file records no choice for it (another protocol or an in-library search).
+    ``expected`` (e.g. ``dataset="demo", subset="instruments19"``): entries the file must record
+    with these values, so that a configuration tuned on other data is refused, with both values
+    named, instead of being used silently. Used in: notebooks/05_tuning.ipynb (checks the file
+    it saved), notebooks/10_shipping.ipynb (the tuned network, one of the candidates to ship).
+    """
+    path, raw = _read_best(path, expected)
+    if fold is not None:
+        name = str(getattr(fold, "name", fold))
+        per_fold = raw.get("per_fold") or {}
+        if name in per_fold:
+            return _config(path, per_fold[name])
+    return _config(path, raw["cnn_config"])
+
+
+def load_best_per_fold(path: Path | None = None, **expected) -> dict[str, CNNConfig]:
+    """Each fold's own choice saved by :func:`save_best` (``{fold name: CNNConfig}``; empty
+    when the file records none), for a chapter that builds fold L on what fold L chose, e.g.
+    :func:`helpers.protocol.evaluate_per_fold`. ``expected`` as in :func:`load_best`.
+    Used in: notebooks/06_pruning.ipynb (each fold's network, pruned), notebooks/10_shipping.ipynb.
+    """
+    path, raw = _read_best(path, expected)
+    return {str(k): _config(path, v) for k, v in (raw.get("per_fold") or {}).items()}
 
 
 def _score_label(objective: str, score_label: str | None) -> str:
@@ -622,21 +758,26 @@ def _score_label(objective: str, score_label: str | None) -> str:
 
 
 def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
-                score_label: str | None = None):
-    """Objective against each hyperparameter, one panel per hyperparameter, best trial starred.
+                score_label: str | None = None, star: str | None = "best",
+                star_label: str = "best"):
+    """Objective against each hyperparameter, one panel per hyperparameter, one trial starred.
 
     ``trials`` is a :func:`trials_table`; only completed trials are drawn (the title counts the
-    others). ``ax``: None (a new grid) or a sequence of at least as many axes as
-    hyperparameters. ``score_label``: the y label and title wording of ``objective`` (default
-    :data:`SCORE_LABEL`, right for a search over the cross-library directions; say
-    "score: validation accuracy (clips)" for a search on one in-library set). The best trial is
-    named by its ``trial_id``, as in the trials table and :func:`plot_best_so_far`.
+    others). A search over folds also shows each trial's per-fold scores (small grey points:
+    one fold's inner validation library each) behind their mean. ``ax``: None (a new grid) or
+    a sequence of at least as many axes as hyperparameters. ``score_label``: the y label and
+    title wording of ``objective`` (default :data:`SCORE_LABEL`, right for a search over the
+    folds; say "score: validation accuracy (clips)" for a search on one in-library set).
+    ``star``: ``"best"`` stars the trial with the highest ``objective``, a trial id stars that
+    trial (e.g. the one most folds chose), None stars none; ``star_label`` names it in the
+    legend, followed by its ``trial_id`` as in the trials table and :func:`plot_best_so_far`.
     A panel whose hyperparameter every trial shares (a range narrowed to one value) is titled
     "(fixed)". Returns the array of axes used. Used in: notebooks/05_tuning.ipynb.
     """
     import matplotlib.pyplot as plt
 
     names = hp_columns(trials)
+    folds = fold_columns(trials) if objective == OBJECTIVE else []
     done = trials[(trials["status"] == COMPLETED) & trials[objective].notna()]
     if ax is None:
         ncols = min(4, len(names))
@@ -649,20 +790,28 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
         if axes.size < len(names):
             raise ValueError(f"need {len(names)} axes for {names}, got {axes.size}")
     axes = axes.ravel()
-    best = done.loc[done[objective].idxmax()] if len(done) else None
+    if star == "best":
+        best = done.loc[done[objective].idxmax()] if len(done) else None
+    else:
+        chosen = done[done["trial_id"].astype(str) == str(star)] if star is not None else done.iloc[:0]
+        best = chosen.iloc[0] if len(chosen) else None
     label = _score_label(objective, score_label)
     for axis, name in zip(axes, names, strict=False):
-        axis.scatter(done[name], done[objective], alpha=0.7, label="trial")
+        for k, fold in enumerate(folds):
+            axis.scatter(done[name], done[fold], s=10, color="grey", alpha=0.35,
+                         label="one fold's inner library" if k == 0 else None)
+        axis.scatter(done[name], done[objective], alpha=0.7,
+                     label="trial (mean over folds)" if folds else "trial")
         if best is not None:
             axis.scatter([best[name]], [best[objective]], marker="*", s=160, color="C3",
-                         label=f"best (trial {best['trial_id']})")
+                         label=f"{star_label} (trial {best['trial_id']})")
         values = sorted(trials[name].dropna().unique())
         if name == "learning_rate":
             _log_ticks(axis, values)
         elif pd.api.types.is_integer_dtype(trials[name]) or name == "dropout":
             axis.set_xticks(values, [f"{v:g}" for v in values])  # the values drawn, on their grid
         axis.set_xlabel(_axis_label(name))
-        axis.set_ylabel(textwrap.fill(label, 24))  # a panel is short: the label on three lines
+        axis.set_ylabel(textwrap.fill(label, 24, break_on_hyphens=False))  # a panel is short: the label on three lines
         axis.set_title(name if len(values) > 1 else f"{name} (fixed)")
     if ax is None:  # the y axis is shared along each row: show its label in the first column only
         for k, axis in enumerate(axes[:len(names)]):
@@ -676,6 +825,58 @@ def plot_trials(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,
     fig.suptitle(f"Random search: {label} against each hyperparameter "
                  f"({len(done)} trials{note})")
     return axes[:len(names)]
+
+
+def plot_best_so_far_per_fold(trials: pd.DataFrame, baseline: Mapping[str, float] | None = None,
+                              ax=None, baseline_label: str = "untuned network"):
+    """Fold by fold, the best inner-validation accuracy found so far, trial after trial.
+
+    ``trials`` is a :func:`trials_table` of a search over folds. One step line per fold (its
+    ``"cross_val: <fold>"`` column, running maximum over the completed trials in ``trial_id``
+    order), and their mean over the folds as a thick line. With ``baseline`` (fold name ->
+    the inner-validation accuracy of a reference network in that fold, e.g. the untuned
+    one), every fold's line is drawn minus its own reference, so 0 is "as good as the
+    reference" in every fold. A line still climbing at the last trial says more trials could
+    find more in that fold. Returns the axes. Used in: notebooks/05_tuning.ipynb.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from helpers.plots import new_axes
+
+    folds = fold_columns(trials)
+    if not folds:
+        raise ValueError("the trials hold no per-fold scores: search with {fold name: prepared}")
+    _, ax = new_axes(ax, figsize=(10, 4.5))
+    ids = pd.to_numeric(trials["trial_id"], errors="coerce")
+    if ids.isna().any():
+        raise ValueError(f"trial ids must be numbers, got {list(trials['trial_id'])}")
+    order = trials.assign(n=ids).sort_values("n", kind="stable")
+    order = order[order["status"] == COMPLETED]
+    number = order["n"].to_numpy(dtype=float)
+    curves = []
+    for k, fold in enumerate(folds):
+        name = fold[len(FOLD_PREFIX):]
+        values = order[fold].to_numpy(dtype=float)
+        if baseline is not None:
+            values = values - float(baseline[name])
+        best = np.fmax.accumulate(np.nan_to_num(values, nan=-np.inf))
+        curves.append(best)
+        ax.plot(number, best, drawstyle="steps-post", marker="o", markersize=4, color=f"C{k % 10}",
+                alpha=0.7, linewidth=1.2, label=name)
+    ax.plot(number, np.mean(curves, axis=0), drawstyle="steps-post", marker="o", color="black",
+            linewidth=2.5, label="mean over the folds")
+    if baseline is not None:
+        ax.axhline(0.0, color="grey", linestyle="--", label=f"{baseline_label} (each fold's own)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    what = "best inner-validation accuracy so far"
+    ax.set(title="Random search, fold by fold: " + what
+           + (f", minus the {baseline_label}'s" if baseline is not None else ""),
+           xlabel="trial_id (KerasTuner's, in order of creation)",
+           ylabel=textwrap.fill(what + (f" − {baseline_label}'s" if baseline is not None else "")
+                                + " (clips)", 34, break_on_hyphens=False))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="fold",
+              title_fontsize=8)
+    return ax
 
 
 def plot_best_so_far(trials: pd.DataFrame, ax=None, objective: str = OBJECTIVE,

@@ -33,7 +33,9 @@ from helpers.pruning import (  # noqa: E402
     layer_sparsity,
     model_sizes,
     plot_sweep,
+    prune_folds,
     prune_model,
+    pruned_name,
     save_tflite_bundle,
     schedule_levels,
     schedule_steps,
@@ -69,10 +71,12 @@ def _windows(n: int, seed: int):
     return _toy(y, seed), y
 
 
-def _prepared(n_clips: int = 6, windows_per_clip: int = 2) -> Prepared:
-    """A Prepared with train/val/test FeatureSets of toy windows (no audio)."""
+def _prepared(n_clips: int = 6, windows_per_clip: int = 2,
+              names: tuple[str, ...] = ("train", "val", "test")) -> Prepared:
+    """A Prepared with FeatureSets of toy windows (no audio): train/val/test by default; add
+    cross_val/cross_test for a fold of the nested protocol."""
     splits = {}
-    for seed, split in enumerate(("train", "val", "test")):
+    for seed, split in enumerate(names):
         n = n_clips * (4 if split == "train" else 1)
         fnames = [f"{split}{i}.wav" for i in range(n)]
         clips = pd.DataFrame({"fname": fnames, "label": [CLASSES[i % 3] for i in range(n)],
@@ -442,3 +446,42 @@ def test_the_sparsity_rule_never_picks_a_setting_its_own_numbers_show_is_worse()
     assert choose_sparsity(tie, 0.01)[0] == 0.8
     with pytest.raises(ValueError, match="no pruned model"):
         choose_sparsity(table.iloc[:2], 0.01)
+
+
+def test_prune_folds_prunes_every_folds_network_and_scores_it_like_a_run(trained):
+    """Each fold's own network is pruned on that fold's training windows and scored on its
+    splits; the result pools and pairs like any chapter's runs."""
+    from helpers.evaluation import clip_metrics
+    from helpers.experiment import clip_probabilities
+    from helpers.protocol import Runs, paired, summarise
+
+    model = trained[0]
+    folds = ("A (chosen on B)", "B (chosen on A)")
+    data = {f: _prepared(names=("train", "val", "test", "cross_val", "cross_test")) for f in folds}
+    other = [w * 0.9 for w in model.get_weights()]  # fold B's network differs from fold A's
+    runs = Runs(pd.DataFrame([{"model": "dense", "direction": f, "seed": 0, "split": "cross_test"}
+                              for f in folds]), classes=list(CLASSES),
+                weights={("dense", folds[0], 0): model.get_weights(), ("dense", folds[1], 0): other},
+                networks={"dense": (CNN, SHAPE)})
+    config = PruneConfig(target_sparsity=0.0, fine_tune_epochs=2, batch_size=8)
+    out = prune_folds(runs, "dense", data, [0.8], config, splits=("test", "cross_test"), progress=False)
+    assert out.models == [pruned_name(0.8)] == ["pruned 80%"]
+    table = out.table
+    assert sorted(zip(table["direction"], table["split"])) == sorted(
+        (f, s) for f in folds for s in ("test", "cross_test"))
+    assert table["sparsity"].between(0.78, 0.82).all() and (table["target_sparsity"] == 0.8).all()
+    for fold in folds:  # the stored probabilities are the pruned network's own
+        net = out.network("pruned 80%", fold, 0)
+        probs = clip_probabilities(net, data[fold], "cross_test")
+        np.testing.assert_allclose(out.probs[("pruned 80%", fold, 0, "cross_test")], probs, atol=1e-6)
+        row = table[(table["direction"] == fold) & (table["split"] == "cross_test")].iloc[0]
+        assert row["accuracy"] == pytest.approx(clip_metrics(data[fold].clip_y("cross_test"), probs)["accuracy"])
+    assert not np.allclose(out.weights[("pruned 80%", folds[0], 0)][0], out.weights[("pruned 80%", folds[1], 0)][0])
+    summary = summarise(out)
+    assert summary.loc["pruned 80%", "directions"] == 2 and summary.loc["pruned 80%", "cross_test_accuracy"] <= 1
+    A, B = paired(out + out.rename("pruned 80%", "copy"), "pruned 80%", "copy", "cross_test")
+    assert A.shape == B.shape == (1, 2 * 6) and np.array_equal(A, B)  # units: (fold, clip)
+    with pytest.raises(KeyError, match="no prepared data"):
+        prune_folds(runs, "dense", {folds[0]: data[folds[0]]}, [0.8], config, progress=False)
+    with pytest.raises(KeyError, match="no 'dense' runs with seed 1"):
+        prune_folds(runs, "dense", data, [0.8], config, seed=1, progress=False)

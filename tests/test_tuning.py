@@ -24,17 +24,24 @@ from helpers.training import TrainConfig
 from helpers.tune_command import TuneJob
 from helpers.tuning import (
     COMPLETED,
+    FOLD_PREFIX,
+    SCORE_LABEL,
     FixedValues,
     SearchSpace,
     TuningError,
     TuningWarning,
+    choose_trials_per_fold,
     config_from_hp,
+    fold_columns,
     hp_columns,
     hp_values,
     load_best,
+    load_best_per_fold,
+    plot_best_so_far_per_fold,
     plot_trials,
     save_best,
     space_table,
+    trial_configs,
     tune,
 )
 
@@ -72,6 +79,23 @@ def tiny() -> Prepared:
     splits = {s: _split(s, n, rng) for s, n in (("train", 8), ("val", 3), ("test", 3))}
     return Prepared(classes=CLASSES, feature_config=TINY_FEATURES, splits=splits,
                     mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
+
+
+FOLDS = ("A (chosen on B)", "B (chosen on C)", "C (chosen on A)")  # names as library_folds writes them
+
+
+@pytest.fixture(scope="module")
+def tiny_folds() -> dict[str, Prepared]:
+    """Three nested folds of the tiny data: train/val/test plus cross_val (the inner validation
+    library) and cross_test (the held-out library), 3 clips per class each."""
+    rng = np.random.default_rng(1)
+    folds = {}
+    for name in FOLDS:
+        splits = {s: _split(s, n, rng) for s, n in (("train", 8), ("val", 3), ("test", 3),
+                                                     ("cross_val", 3), ("cross_test", 3))}
+        folds[name] = Prepared(classes=CLASSES, feature_config=TINY_FEATURES, splits=splits,
+                               mean=np.zeros(8, np.float32), std=np.ones(8, np.float32))
+    return folds
 
 
 # ----------------------------------------------------------------------------- search space
@@ -185,7 +209,7 @@ def test_two_trial_search_completes_and_scores_validation(tiny, tmp_path):
     assert result.best_score == trials["score"].max()
     assert result.best_config == config_from_hp(FixedValues(result.best_hp), TINY_SPACE,
                                                 TINY_BASE)
-    assert plot_trials(trials)[0].get_ylabel().replace("\n", " ") == "score: cross-library validation accuracy (clips)"
+    assert plot_trials(trials)[0].get_ylabel().replace("\n", " ") == SCORE_LABEL
     # one in-library prepared set was searched: its score is in-library validation accuracy
     axes = plot_trials(trials, score_label="score: validation accuracy (clips)")
     assert len(axes) == 5 and axes[0].get_ylabel().replace("\n", " ") == "score: validation accuracy (clips)"
@@ -232,6 +256,94 @@ def test_the_final_runs_reuse_the_best_trials_trainings(tiny, tmp_path):
                          [namedtuple("Direction", "name")("in-library")], [FAST.seed],
                          data=Data(), progress=False)
     assert runs.table["cached"].all()  # the trial's training, loaded from the run cache
+
+
+def test_a_search_over_folds_scores_every_fold_and_chooses_fold_by_fold(tiny_folds, tmp_path,
+                                                                         monkeypatch):
+    """Each trial trains in every fold; fold L's choice reads L's inner validation score only,
+    never a test split (cross_test and test made NaN change nothing); the result's majority is
+    the trial most folds chose, and the run cache gives each fold's trainings back as runs
+    that helpers.protocol.choose_per_fold chooses from in the same way."""
+    import helpers.experiment as experiment
+    from helpers.protocol import CNNRecipe, choose_per_fold, evaluate_cnns, majority
+
+    original = experiment.train_many
+
+    def test_poisoned(jobs, **kw):
+        return [replace(o, probs={s: (np.full_like(p, np.nan) if s in ("test", "cross_test") else p)
+                                  for s, p in o.probs.items()})
+                for o in original(jobs, **kw)]
+
+    monkeypatch.setattr(experiment, "train_many", test_poisoned)
+    result = tune(tiny_folds, TINY_SPACE, TINY_BASE, n_trials=3, train_config=FAST,
+                  directory=tmp_path / "kt", seed=0)
+    monkeypatch.setattr(experiment, "train_many", original)
+    trials = result.trials
+    assert (trials["status"] == COMPLETED).all()
+    assert fold_columns(trials) == [FOLD_PREFIX + f for f in FOLDS]
+    assert set(hp_columns(trials)) == {"conv1_filters", "conv1_kernel", "dense1_units",
+                                       "dropout", "learning_rate"}
+    assert (trials["budget_runs"] <= len(FOLDS)).all()
+    # score is the mean of the folds' inner-validation accuracies (for reading: it chooses nothing)
+    assert np.allclose(trials["score"], trials[fold_columns(trials)].mean(axis=1))
+    choices = result.choices
+    assert list(choices["direction"]) == list(FOLDS)
+    for fold, chosen in zip(choices["direction"], choices["chosen"]):
+        column = trials[FOLD_PREFIX + fold].to_numpy()
+        assert chosen == f"trial {trials['trial_id'].iloc[int(np.argmax(column))]}"  # first on ties
+    assert f"trial {result.best_trial_id}" == majority(choices)
+    assert set(result.per_fold) == set(FOLDS)
+    for fold, chosen in zip(choices["direction"], choices["chosen"]):
+        row = trials[trials["trial_id"] == chosen.split()[-1]].iloc[0]
+        assert result.per_fold[fold] == config_from_hp(
+            FixedValues({n: row[n] for n in hp_columns(trials)}), TINY_SPACE, TINY_BASE)
+    assert result.best_config == result.per_fold[choices["direction"][
+        list(choices["chosen"]).index(majority(choices))]]
+    configs = trial_configs(trials, TINY_SPACE, TINY_BASE)
+    assert list(configs) == [f"trial {t}" for t in trials["trial_id"]]
+    assert all(result.per_fold[f] == configs[c] for f, c in zip(choices["direction"], choices["chosen"]))
+
+    from collections import namedtuple
+
+    class Data:  # what evaluate_cnns asks for a fold's windows
+        def get(self, direction, features):
+            return tiny_folds[direction.name]
+
+    recipes = [CNNRecipe(f"trial {row.trial_id}", TINY_FEATURES,
+                         config_from_hp(FixedValues({n: getattr(row, n) for n in hp_columns(trials)}),
+                                        TINY_SPACE, TINY_BASE), FAST)
+               for row in trials.itertuples(index=False)]
+    folds = [namedtuple("Direction", "name")(name) for name in FOLDS]
+    runs = evaluate_cnns(recipes, folds, [FAST.seed], data=Data(), progress=False)
+    assert runs.table["cached"].all()  # the search's trainings, loaded from the run cache
+    _, same = choose_per_fold(runs, [r.name for r in recipes], "tuned")
+    assert list(same["chosen"]) == list(choices["chosen"])
+
+
+def test_choose_trials_per_fold_skips_failed_trials_and_needs_folds():
+    trials = pd.DataFrame({"trial_id": ["0", "1", "2"], "status": [COMPLETED, "FAILED", COMPLETED],
+                           "score": [0.5, np.nan, 0.6],
+                           FOLD_PREFIX + "A": [0.7, np.nan, 0.7], FOLD_PREFIX + "B": [0.3, np.nan, 0.5]})
+    choices = choose_trials_per_fold(trials)
+    assert list(choices.columns) == ["direction", "chosen", "trial 0", "trial 2"]
+    assert list(choices["chosen"]) == ["trial 0", "trial 2"]  # a tie goes to the earlier trial
+    with pytest.raises(ValueError, match="per-fold"):
+        choose_trials_per_fold(trials.drop(columns=[FOLD_PREFIX + "A", FOLD_PREFIX + "B"]))
+    with pytest.raises(TuningError, match="every fold"):
+        choose_trials_per_fold(trials.assign(status="FAILED"))
+
+
+def test_best_so_far_per_fold_draws_each_fold_against_its_own_baseline():
+    trials = pd.DataFrame({"trial_id": ["0", "1", "2"], "status": COMPLETED, "score": 0.5,
+                           FOLD_PREFIX + "A": [0.4, 0.6, 0.5], FOLD_PREFIX + "B": [0.7, 0.6, 0.9]})
+    ax = plot_best_so_far_per_fold(trials, baseline={"A": 0.5, "B": 0.8})
+    lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    assert np.allclose(lines["A"][:3], [-0.1, 0.1, 0.1])  # running best minus A's own baseline
+    assert np.allclose(lines["B"][:3], [-0.1, -0.1, 0.1])
+    assert np.allclose(lines["mean over the folds"][:3], [-0.1, 0.0, 0.1])
+    assert label_problems(ax.figure) == []
+    with pytest.raises(ValueError, match="per-fold"):
+        plot_best_so_far_per_fold(trials.drop(columns=[FOLD_PREFIX + "A", FOLD_PREFIX + "B"]))
 
 
 def test_failed_trial_is_reported_not_ranked(tiny, tmp_path, monkeypatch):
@@ -346,6 +458,23 @@ def test_save_load_best_round_trip(tmp_path):
     assert json.loads(path.read_text())["val_map_at_3"] == 0.75
     assert load_best() == config
     assert load_best(save_best(TINY_BASE, tmp_path / "x.json")) == TINY_BASE
+
+
+def test_a_nested_choice_saves_each_folds_configuration_and_the_majoritys(tmp_path):
+    from collections import namedtuple
+
+    other = replace(TINY_BASE, dropout=0.2)
+    path = save_best(TINY_BASE, tmp_path / "best.json", extra={"dataset": "demo"},
+                     per_fold={"A (chosen on B)": other, "B (chosen on C)": TINY_BASE})
+    assert load_best(path) == TINY_BASE  # the majority's: what a model on every library uses
+    assert load_best(path, fold="A (chosen on B)") == other
+    assert load_best(path, fold=namedtuple("Fold", "name")("A (chosen on B)")) == other
+    assert load_best(path, fold="Z (chosen on A)") == TINY_BASE  # a fold it does not know
+    assert load_best_per_fold(path, dataset="demo") == {"A (chosen on B)": other,
+                                                        "B (chosen on C)": TINY_BASE}
+    assert load_best_per_fold(save_best(TINY_BASE, tmp_path / "plain.json")) == {}
+    with pytest.raises(ValueError, match="tuned on other data"):
+        load_best_per_fold(path, dataset="fsdkaggle2018")
 
 
 def test_load_best_explains_missing_and_bad_files(tmp_path):
@@ -465,11 +594,17 @@ def test_job_argv_round_trips_through_the_parser(tmp_path):
 
 @pytest.mark.slow
 def test_distributed_search_with_two_workers(tmp_path):
-    """A chief and two workers on 127.0.0.1 share 4 trials; every trial completes."""
+    """A chief and two workers on 127.0.0.1 share 4 trials over the nested folds; every trial
+    completes, and the chief writes each fold's choice and the majority's."""
     from helpers.demo import DemoConfig, build_demo
     from helpers.tune_command import free_port, read_trials
 
-    build_demo(tmp_path / "data" / "demo", DemoConfig(clips_per_class=8), progress=False)
+    root = tmp_path / "data" / "demo"
+    build_demo(root, DemoConfig(clips_per_class=12), progress=False)
+    # three sources (a user's own sources.csv, read before the demo's): the folds need three
+    sources = pd.read_csv(root / "demo_sources.csv").sort_values("fname").reset_index(drop=True)
+    sources.assign(library=[f"S{i % 3}" for i in range(len(sources))])[["fname", "library"]].to_csv(
+        root / "sources.csv", index=False)
     env = {**os.environ, "HELPERS_DATA_DIR": str(tmp_path / "data"),
            "HELPERS_CACHE_DIR": str(tmp_path / "cache"),
            "HELPERS_OUTPUT_DIR": str(tmp_path / "out")}
@@ -486,9 +621,14 @@ def test_distributed_search_with_two_workers(tmp_path):
     assert trials["score"].between(0, 1).all()
     assert set(trials["tuner_id"]) == {"tuner0", "tuner1"}, trials  # both workers ran trials
     assert "tuner0: " in done.stdout and "tuner1: " in done.stdout
+    assert len(fold_columns(trials)) == 3 and trials[fold_columns(trials)].notna().all().all()
     best = json.loads(job.best_file.read_text())
     assert best["trial_id"] in set(trials["trial_id"])
     assert isinstance(load_best(job.best_file), CNNConfig)
+    assert set(best["per_fold"]) == set(best["choices"]["per_fold"]) == {
+        c[len(FOLD_PREFIX):] for c in fold_columns(trials)}
+    assert best["choices"]["chosen"] == f"trial {best['trial_id']}"
+    assert "chosen by" in done.stdout
 
 
 def test_the_tune_command_searches_notebook_05s_space():
