@@ -102,6 +102,33 @@ def pruning_goals_markdown(summary: dict) -> str:
     return text
 
 
+def shipped_markdown(summary: dict, weakest: int = 5, confusions: int = 4) -> str:
+    """The shipped model's goals (issue #22) met or not, its weakest classes and most frequent
+    confusions on the pooled cross-library test, from notebook 10's ``shipping/10/choice``
+    ('' before notebook 10 has run)."""
+    choice = summary.get("shipping", {}).get("10/choice", {})
+    goals, recall = choice.get("goals", {}), choice.get("per_class_recall", {})
+    if not goals and not recall:
+        return ""
+    lines = []
+    if goals:
+        met = [g for g, r in goals.items() if r.get("status") == "met"]
+        lines.append(f"Shipped model (notebook 10, the procedure chosen fold by fold, pooled cross-library "
+                     f"test): {len(met)} of {len(goals)} goals met. " + "; ".join(
+                         f"{g} {r['measured']:.3f} (goal ≥ {r['at least']:.2f}, {r['status']})"
+                         for g, r in goals.items()) + ".")
+    if recall:
+        low = sorted(recall.items(), key=lambda kv: kv[1])[:weakest]
+        lines.append("Weakest classes (cross-library recall): " + ", ".join(
+            f"{name} {value:.2f}" for name, value in low) + ".")
+    pairs = choice.get("confusions", [])[:confusions]
+    if pairs:
+        lines.append("Most frequent confusions: " + "; ".join(
+            f"{c['true class']} named {c['named']} ({c['share of the true class']:.0%} of its clips)"
+            for c in pairs) + ".")
+    return "\n\n".join(lines)
+
+
 def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> str:
     """The results table: every model once, its in-library and cross-library test scores.
 
@@ -142,6 +169,9 @@ def results_markdown(summary: dict, run: str = "full", timing: bool = True) -> s
     goals = pruning_goals_markdown(summary)
     if goals:
         lines += ["", goals]
+    shipped = shipped_markdown(summary)
+    if shipped:
+        lines += ["", shipped]
     bench = timing_markdown() if timing else ""
     if bench:
         lines += ["", bench]

@@ -20,6 +20,7 @@ from helpers.report import (
     replace_between,
     results_markdown,
     scale_markdown,
+    shipped_markdown,
     timing_markdown,
     write_readme,
 )
@@ -254,3 +255,18 @@ def test_the_readme_scale_estimate_is_the_committed_benchmarks_generated_text():
     readme = (root / "README.md").read_text()
     section = readme.split("<!-- scale:start -->\n")[1].split("\n<!-- scale:end -->")[0]
     assert section == scale_markdown(record)
+
+
+def test_the_shipped_models_goals_weak_classes_and_confusions_come_from_notebook_10():
+    choice = {"notebook": "10_shipping", "goals": {
+        "pooled cross-library accuracy": {"at least": 0.85, "measured": 0.71, "status": "not met"},
+        "Saxophone recall (cross-library)": {"at least": 0.7, "measured": 0.75, "status": "met"}},
+        "per_class_recall": {"Saxophone": 0.75, "Violin_or_fiddle": 0.2, "Cello": 0.5},
+        "confusions": [{"true class": "Violin_or_fiddle", "named": "Cello", "share of the true class": 0.4}]}
+    text = shipped_markdown({"shipping": {"10/choice": choice}}, weakest=2)
+    assert "1 of 2 goals met" in text
+    assert "pooled cross-library accuracy 0.710 (goal ≥ 0.85, not met)" in text
+    assert "Weakest classes (cross-library recall): Violin_or_fiddle 0.20, Cello 0.50." in text
+    assert "Violin_or_fiddle named Cello (40% of its clips)" in text
+    assert shipped_markdown({}) == "" and "1 of 2 goals met" in results_markdown(
+        {**SUMMARY, "shipping": {"10/choice": choice}}, timing=False)
