@@ -36,6 +36,11 @@ a clip is (higher = more unusual) with one of two methods:
 Its ``threshold`` is chosen on *validation* clips so that a stated share of them (say 95 %) is
 accepted (:meth:`OODDetector.with_threshold`); a clip scoring above it is reported as
 "unlike any class". That share is the price: about 5 % of ordinary clips are flagged too.
+Clips of a library the model never heard lie further out than its own validation clips, so a
+threshold set on those flags more of them. :func:`unheard_margin` measures by how much, fold by
+fold of a nested leave-one-library-out protocol, on each fold's *inner validation* library
+(never its test library), as a factor on the threshold: scale-free, so a model trained on every
+library, which has no unheard library left, can take it over.
 :func:`synthetic_unlike` makes sounds no instrument class describes (pure tones, noise,
 chirps) to check the detector on; they are easy cases and **not** a substitute for real unknown
 sounds (speech, other instruments, environmental noise), on which a detector can fail silently.
@@ -44,7 +49,7 @@ Bundles store the temperature and the detector (``meta.json`` plus ``ood.npz`` b
 :func:`helpers.models.save_bundle`); ``python -m helpers predict`` applies both.
 Used in: notebooks/10_shipping.ipynb (:class:`OODDetector`, :func:`apply_temperature`,
 :func:`confidence_gap`, :func:`cross_validated_temperature`, :func:`expected_calibration_error`,
-:func:`plot_reliability`, :func:`synthetic_unlike`); helpers/predict.py (applies the temperature
+:func:`plot_reliability`, :func:`synthetic_unlike`, :func:`unheard_margin`); helpers/predict.py (applies the temperature
 and the detector), helpers/models.py (stores and reads them in bundles), and, through
 helpers/models.py's bundle format, helpers/pruning.py and helpers/transfer.py.
 """
@@ -53,7 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -285,11 +290,10 @@ def mahalanobis_fit(features, labels) -> tuple[np.ndarray, np.ndarray]:
     """Class means ``(n_classes, d)`` and shared precision matrix ``(d, d)`` of training clips.
 
     The covariance is that of the class-centred features (every class around its own mean,
-    Lee et al. 2018), estimated with Ledoit-Wolf shrinkage; the precision is its inverse.
-    Classes are ``0 .. labels.max()``; every one needs at least one clip.
+    Lee et al. 2018), estimated with Ledoit-Wolf shrinkage; the precision is its inverse
+    (:func:`shrunk_precision`). Classes are ``0 .. labels.max()``; every one needs at least one
+    clip.
     """
-    from sklearn.covariance import LedoitWolf
-
     features = _check_features(features, "train_features")
     labels = np.asarray(labels)
     if labels.shape != (len(features),) or not np.issubdtype(labels.dtype, np.integer):
@@ -299,10 +303,49 @@ def mahalanobis_fit(features, labels) -> tuple[np.ndarray, np.ndarray]:
     if labels.min() < 0 or missing:
         raise ValueError(f"every class 0..{n_classes - 1} needs training clips; missing {missing}")
     means = np.stack([features[labels == k].mean(axis=0) for k in range(n_classes)])
-    centred = features - means[labels]
-    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
-    precision = np.linalg.inv(covariance)
+    precision = shrunk_precision(features - means[labels])
     return means, (precision + precision.T) / 2
+
+
+def shrunk_precision(centred) -> np.ndarray:
+    """The inverse ``(d, d)`` of the Ledoit-Wolf shrunk covariance of centred rows ``(n, d)``.
+
+    The same estimate as scikit-learn's ``LedoitWolf(assume_centered=True)``: the covariance
+    ``(1 - s) S + s mu I`` with ``S = X'X / n``, ``mu = trace(S) / d`` and the shrinkage ``s``
+    of Ledoit & Wolf (2004). Its sums need no ``d x d`` product (the squared entries of ``S``
+    sum to those of the ``n x n`` Gram matrix ``XX'``, over ``n^2``), and with fewer rows than
+    columns (a few hundred clips, some thousand embedding columns) the inverse follows from the
+    Woodbury identity on the Gram matrix::
+
+        ((1 - s) S + s mu I)^-1 = (I - X' (c I + XX')^-1 X) / (s mu),   c = n s mu / (1 - s)
+
+    which takes seconds where scikit-learn's blocked sums and a ``d x d`` inverse take a minute.
+    """
+    X = _check_features(centred, "centred features")
+    n, d = X.shape
+    squared_norms = np.einsum("nd,nd->n", X, X)
+    trace = squared_norms.sum() / n  # trace of S
+    mu = trace / d
+    gram = X @ X.T
+    if d == 1:
+        shrinkage = 0.0  # one feature: nothing to shrink towards (as scikit-learn)
+    else:
+        beta_ = float(np.sum(squared_norms ** 2))  # sum of the entries of (X**2)'(X**2)
+        delta_ = float(np.sum(gram ** 2)) / n ** 2  # sum of the squared entries of S
+        delta = (delta_ - 2.0 * mu * trace + d * mu ** 2) / d
+        beta = min((beta_ / n - delta_) / (d * n), delta)
+        shrinkage = 0.0 if beta == 0 else beta / delta
+    scale, ridge = 1.0 - shrinkage, shrinkage * mu
+    if ridge > 0 and (n < d or scale == 0):
+        if scale == 0:
+            return np.eye(d) / ridge
+        inner = np.linalg.solve(n * ridge / scale * np.eye(n) + gram, X)
+        precision = -(X.T @ inner)
+        precision[np.diag_indices(d)] += 1.0
+        return precision / ridge
+    covariance = scale * (X.T @ X) / n
+    covariance[np.diag_indices(d)] += ridge
+    return np.linalg.inv(covariance)
 
 
 def mahalanobis_distances(features, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
@@ -318,6 +361,53 @@ def mahalanobis_distances(features, means: np.ndarray, precision: np.ndarray) ->
                - 2.0 * projected @ means.T
                + np.einsum("kd,kd->k", means @ precision, means)[None, :])
     return np.sqrt(np.maximum(squared, 0.0))
+
+
+def acceptance_threshold(scores, accept: float = 0.95) -> float:
+    """The score at or below which the share ``accept`` of ``scores`` lies: with the scores
+    sorted, the ``ceil(accept * n)``-th smallest (so at least that share is accepted, more only
+    when scores tie). ``scores`` are OOD scores (higher = more unusual), e.g. of validation clips.
+    """
+    scores = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    if len(scores) == 0 or not np.all(np.isfinite(scores)):
+        raise ValueError("need finite validation scores")
+    if not 0 < accept <= 1:
+        raise ValueError(f"accept must be in (0, 1], got {accept}")
+    k = max(1, math.ceil(accept * len(scores) - 1e-9))
+    return float(scores[k - 1])
+
+
+def unheard_margin(val_scores: Sequence, unheard_scores: Sequence, accept: float = 0.95) -> float:
+    """How much further out clips of a library a model never heard lie than its own validation
+    clips: the factor on :func:`acceptance_threshold` of the validation scores that accepts
+    ``accept`` of the unheard clips instead.
+
+    ``val_scores[i]`` and ``unheard_scores[i]`` are one fold's OOD scores, from one model and
+    in its own units (a distance in one network's feature space cannot be compared with
+    another's): of the fold's in-library validation clips and of its *inner validation*
+    library (``cross_val``, which the fold's model never heard and its test library is not).
+    Each fold's unheard scores are divided by the threshold that accepts ``accept`` of its own
+    validation clips, which puts every fold on one scale (multiplying a fold's scores by any
+    positive number changes nothing); the margin is :func:`acceptance_threshold` of these
+    pooled relative scores. A model trained on every library has no unheard library left: it
+    takes ``margin`` times its own validation threshold
+    (``OODDetector.with_threshold(val, accept, margin=...)``). With one fold the margin is
+    exactly that fold's unheard threshold over its validation threshold. Used in:
+    notebooks/10_shipping.ipynb.
+    """
+    if len(val_scores) != len(unheard_scores) or len(val_scores) == 0:
+        raise ValueError(f"need the same number (>= 1) of folds of validation and unheard scores, "
+                         f"got {len(val_scores)} and {len(unheard_scores)}")
+    relative = []
+    for val, unheard in zip(val_scores, unheard_scores):
+        scale = acceptance_threshold(val, accept)
+        if scale <= 0:
+            raise ValueError("a fold's validation threshold is 0: the scores need a positive scale")
+        unheard = np.asarray(unheard, dtype=np.float64).ravel()
+        if len(unheard) == 0 or not np.all(np.isfinite(unheard)):
+            raise ValueError("need finite unheard scores in every fold")
+        relative.append(unheard / scale)
+    return acceptance_threshold(np.concatenate(relative), accept)
 
 
 @dataclass(frozen=True)
@@ -378,21 +468,19 @@ class OODDetector:
         return mahalanobis_distances(features_or_probs, self.class_means,
                                      self.precision).min(axis=1)
 
-    def with_threshold(self, val_scores, accept: float = 0.95, fitted_on: str | None = None
-                       ) -> OODDetector:
+    def with_threshold(self, val_scores, accept: float = 0.95, fitted_on: str | None = None,
+                       margin: float = 1.0) -> OODDetector:
         """A copy whose threshold accepts the share ``accept`` of validation clips.
 
-        ``val_scores`` are :meth:`score` of in-distribution validation clips. With the scores
-        sorted, the threshold is the ``ceil(accept * n)``-th smallest, so at least that share
-        is accepted (more only when scores tie).
+        ``val_scores`` are :meth:`score` of in-distribution validation clips; the threshold is
+        :func:`acceptance_threshold` of them (at least that share is accepted, more only when
+        scores tie), times ``margin``: :func:`unheard_margin`'s factor makes it accept about
+        ``accept`` of clips from libraries the model never heard instead (1: no margin).
         """
-        scores = np.sort(np.asarray(val_scores, dtype=np.float64).ravel())
-        if len(scores) == 0 or not np.all(np.isfinite(scores)):
-            raise ValueError("need finite validation scores")
-        if not 0 < accept <= 1:
-            raise ValueError(f"accept must be in (0, 1], got {accept}")
-        k = max(1, math.ceil(accept * len(scores) - 1e-9))
-        return dataclasses.replace(self, threshold=float(scores[k - 1]), accept=float(accept),
+        if not (math.isfinite(margin) and margin > 0):
+            raise ValueError(f"margin must be a positive finite number, got {margin!r}")
+        threshold = margin * acceptance_threshold(val_scores, accept)
+        return dataclasses.replace(self, threshold=float(threshold), accept=float(accept),
                                    fitted_on=self.fitted_on if fitted_on is None else fitted_on)
 
     def accepts(self, features_or_probs) -> np.ndarray:

@@ -83,7 +83,7 @@ VECTOR_WIDTHS: dict[str, dict[str, int]] = {
     "vgg": {"taggram": 50},
 }
 
-EMBEDDINGS_VERSION = 1  # bump when the extraction code changes what it writes
+EMBEDDINGS_VERSION = 2  # bump when the extraction code changes what it writes (2: the fast engine)
 
 
 # --- where the checkpoints are ----------------------------------------------------------------
@@ -865,8 +865,10 @@ def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
                     batch_patches: int = 16) -> ClipEmbeddings:
     """Embeddings of every clip of ``clips`` (columns ``fname``, ``path``; others are kept).
 
-    Each clip's front end is computed once and fed to every model of ``config``; patches of
-    several clips go through a model ``batch_patches`` at a time. Unreadable clips are skipped
+    Each clip's front end is computed once and fed to every model of ``config``; the patches of
+    clips gathered until there are ``batch_patches`` go through the networks together, with the
+    fast engine of :func:`embed_patches` (as ``predict`` runs them: a clip's values do not depend
+    on the clips beside it, so neither on the batch nor on the order). Unreadable clips are skipped
     with one warning that counts them; they are listed in ``ClipEmbeddings.skipped``. Results
     are cached under a key of the config, the checkpoints and the clip list.
     Used in: notebooks/09_pretrained.ipynb, notebooks/10_shipping.ipynb.
@@ -952,10 +954,10 @@ def _embed(clips: pd.DataFrame, config: EmbeddingConfig, progress: bool,
         rows.append(i)
         n_patches.append(len(pending[-1]))
         if sum(map(len, pending)) >= batch_patches:
-            X.append(embed_patches(pending, config, batch_patches))
+            X.append(embed_patches(pending, config, batch_patches, engine="fast"))
             pending = []
     if pending:
-        X.append(embed_patches(pending, config, batch_patches))
+        X.append(embed_patches(pending, config, batch_patches, engine="fast"))
     return {
         "X": np.concatenate(X) if X else np.zeros((0, config.dim), np.float32),
         "rows": np.array(rows, dtype=np.int64),

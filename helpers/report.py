@@ -49,7 +49,8 @@ KEY_FIGURES: tuple[tuple[str, str], ...] = (
                                    "its relatives, waveform augmentation), in-library and "
                                    "cross-library; each fold chooses on its inner validation library."),
     ("09_transfer_comparison", "Notebook 09: classifiers on embeddings of a network pretrained on real "
-                               "music, against the CNNs trained from scratch."),
+                               "music, against the log-mel CNN trained from scratch and a "
+                               "logistic regression on MFCC."),
     ("06_sparsity_sweep", "Notebook 06: what magnitude pruning costs as the share of zero weights "
                           "grows; validation chooses the sparsity, test only reports."),
     ("07_cam_logmel_examples", "Notebook 07: the log-mel CNN's Grad-CAM maps for right and wrong "

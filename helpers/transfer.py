@@ -13,7 +13,11 @@ clip embeddings:
 * :func:`embedding_inputs` lays cached embeddings out per direction and split, exactly as
   :func:`helpers.protocol.evaluate_clip_model` takes them, and :func:`evaluate_transfer` runs
   recipes through the project's protocol (in-library and cross-library, over seeds);
-* :func:`fit_head` trains one head on the training clips of any clip table (a model to ship).
+* :func:`fit_head` trains one head on the training clips of any clip table (a model to ship);
+* a nested choice of recipe (each fold chooses on its own inner validation library) is stored by
+  :func:`save_transfer_choice` (the majority's recipe, and each fold's own) and read back by
+  :func:`load_transfer_choice`; :func:`evaluate_transfer_per_fold` runs each fold's own recipe
+  under one model name.
 
 Heads are fit with one BLAS/OpenMP thread (:data:`HEAD_THREADS`): the problems are small (a few
 hundred clips), so threads have little to share, and on a busy machine (other notebooks, other
@@ -21,9 +25,11 @@ users) several BLAS threads per process made fitting many times slower in our ru
 thread count also keeps the numbers identical on machines with different core counts.
 Used in: notebooks/09_pretrained.ipynb (:class:`TransferHead`, :class:`TransferRecipe`,
 :func:`block_columns`, :func:`blocks_of`, :func:`cross_library_neighbours`,
-:func:`evaluate_transfer`, :func:`fit_head`), notebooks/10_shipping.ipynb (:class:`TransferRecipe`,
-:func:`evaluate_transfer`, :func:`fit_head`, :func:`head_arrays`, :func:`head_inputs`,
-:func:`save_transfer_bundle`); helpers/predict.py (the ``"transfer"`` model kind).
+:func:`evaluate_transfer`, :func:`fit_head`, :func:`head_arrays`, :func:`save_transfer_choice`),
+notebooks/10_shipping.ipynb (:class:`TransferRecipe`, :func:`evaluate_transfer`,
+:func:`evaluate_transfer_per_fold`, :func:`load_transfer_choice`, :func:`fit_head`,
+:func:`head_arrays`, :func:`head_inputs`, :func:`save_transfer_bundle`); helpers/predict.py (the
+``"transfer"`` model kind).
 """
 
 from __future__ import annotations
@@ -284,6 +290,62 @@ def evaluate_transfer(recipes: Sequence[TransferRecipe], directions: Sequence, s
     return runs
 
 
+def evaluate_transfer_per_fold(recipe_of: Mapping[str, TransferRecipe], directions: Sequence,
+                               seeds: Sequence[int],
+                               embeddings: ClipEmbeddings | Mapping[EmbeddingConfig, ClipEmbeddings],
+                               name: str, classes: Sequence[str] | None = None):
+    """One model ``name`` whose recipe differs from fold to fold: ``recipe_of[direction.name]``
+    is fit and scored in that direction only (each fold's own nested choice, as
+    :func:`load_transfer_choice` returns it), with every seed of ``seeds``. The transfer
+    counterpart of :func:`helpers.protocol.evaluate_per_fold`; returns
+    :class:`helpers.protocol.Runs`."""
+    from helpers.protocol import Runs
+
+    missing = [d.name for d in directions if d.name not in recipe_of]
+    if missing:
+        raise KeyError(f"no recipe for fold(s) {missing}; the choice names {sorted(recipe_of)}")
+    classes = list(classes) if classes is not None else _classes(directions)
+    out = Runs(pd.DataFrame(), classes=classes)
+    for direction in directions:
+        recipe = recipe_of[direction.name]
+        out = out + evaluate_transfer([recipe], [direction], seeds, embeddings,
+                                      classes).rename(recipe.name, name)
+    return out
+
+
+def save_transfer_choice(path, chosen: TransferRecipe, per_fold: Mapping[str, TransferRecipe],
+                         extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a nested choice of transfer recipe as JSON, atomically: ``"recipe"`` (``chosen``,
+    the choice most folds made, for a model trained on every library), ``"per_fold"`` (fold name
+    -> that fold's own recipe, so that a later chapter builds fold L on what fold L chose) and
+    the keys of ``extra`` (how it was chosen, its scores). :func:`load_transfer_choice` reads it.
+    Used in: notebooks/09_pretrained.ipynb (``results/best_transfer.json``)."""
+    from helpers.files import write_json
+
+    extra = dict(extra or {})
+    clash = sorted({"recipe", "per_fold"} & set(extra))
+    if clash:
+        raise ValueError(f"save_transfer_choice: extra may not hold the keys {clash}")
+    return write_json(path, {"recipe": chosen.to_dict(),
+                             "per_fold": {str(f): r.to_dict() for f, r in per_fold.items()},
+                             **extra})
+
+
+def load_transfer_choice(path) -> tuple[TransferRecipe, dict[str, TransferRecipe]]:
+    """``(chosen, {fold name: recipe})`` written by :func:`save_transfer_choice`. A file
+    without ``"per_fold"`` (written before the nested protocol) gives an empty dict: every fold
+    then uses ``chosen``. Used in: notebooks/10_shipping.ipynb."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no saved transfer choice (notebook 09 writes it)") from None
+    return (TransferRecipe.from_dict(data["recipe"]),
+            {str(f): TransferRecipe.from_dict(r) for f, r in data.get("per_fold", {}).items()})
+
+
 def fit_head(recipe: TransferRecipe, embeddings: ClipEmbeddings, clips_with_split: pd.DataFrame,
              seed: int = 0):
     """``recipe``'s head fit on the clips of ``clips_with_split`` whose ``split`` is "train".
@@ -382,17 +444,20 @@ def save_transfer_bundle(directory, recipe: TransferRecipe, pipeline, *, calibra
     return atomic_folder(directory, fill)
 
 
-def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:
+def cross_library_neighbours(X: np.ndarray, labels, libraries, shares=None) -> float:
     """Share of clips whose nearest neighbour **in another library** has the same label.
 
     A one-nearest-neighbour classifier trained on the other libraries' clips: features ``X``
     ``(n_clips, d)`` are standardised (over all clips; columns that barely vary, see
     :data:`MIN_STD`, are left out) and compared by cosine similarity.
     It asks of a representation whether a class sounds alike across sample libraries, with
-    nothing trained on top. Used in: notebooks/09_pretrained.ipynb.
+    nothing trained on top. ``shares`` (optional, one entry per clip: the other libraries its
+    recordings also appear in, a set or a ";"-separated string as in the demo's ``shares``
+    column) keeps a clip from finding its neighbour in a library that holds one of its own
+    recordings: that would be memory, not similarity. Used in: notebooks/09_pretrained.ipynb.
     """
     X = np.asarray(X, dtype=np.float64)
-    labels, libraries = np.asarray(labels), np.asarray(libraries)
+    labels, libraries = np.asarray(labels), np.asarray(libraries).astype(str)
     if not len(X) == len(labels) == len(libraries):
         raise ValueError(f"X, labels and libraries need one row per clip: {len(X)}, "
                          f"{len(labels)}, {len(libraries)}")
@@ -405,4 +470,26 @@ def cross_library_neighbours(X: np.ndarray, labels, libraries) -> float:
     Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
     similarity = Z @ Z.T
     similarity[libraries[:, None] == libraries[None, :]] = -np.inf
-    return float(np.mean(labels[similarity.argmax(1)] == labels))
+    if shares is not None:
+        shares = [_library_set(s) for s in shares]
+        if len(shares) != len(X):
+            raise ValueError(f"shares needs one entry per clip: {len(shares)} for {len(X)} clips")
+        names = np.unique(libraries)
+        # blocked[i, k]: clip i shares a recording with library names[k]
+        blocked = np.array([[n in s for n in names] for s in shares], dtype=bool)
+        column = np.searchsorted(names, libraries)
+        pairs = blocked[:, column] | blocked[:, column].T  # either clip shares with the other's library
+        similarity[pairs] = -np.inf
+    usable = np.isfinite(similarity).any(1)
+    if not usable.any():
+        raise ValueError("no clip has a neighbour in another library that shares none of its recordings")
+    return float(np.mean(labels[similarity.argmax(1)][usable] == labels[usable]))
+
+
+def _library_set(value) -> frozenset:
+    """A ``shares`` entry as a set of library names (a ";"-separated string, a set, or empty)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(t for t in value.split(";") if t)
+    return frozenset(str(v) for v in value)

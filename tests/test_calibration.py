@@ -13,6 +13,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from helpers.calibration import (  # noqa: E402
     OODDetector,
+    acceptance_threshold,
     apply_temperature,
     confidence_gap,
     cross_validated_temperature,
@@ -22,8 +23,10 @@ from helpers.calibration import (  # noqa: E402
     mahalanobis_fit,
     plot_reliability,
     reliability_table,
+    shrunk_precision,
     synthetic_unlike,
     temperature_nll,
+    unheard_margin,
 )
 from helpers.plots import label_problems  # noqa: E402
 
@@ -172,6 +175,17 @@ def test_mahalanobis_distances_match_the_definition_by_hand():
     np.testing.assert_allclose(mahalanobis_distances(x, means, precision), expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n, d", [(40, 120), (200, 30), (15, 15), (30, 1)])
+def test_shrunk_precision_matches_scikit_learns_ledoit_wolf(n, d):
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.1, 3.0, size=d)
+    X[:, :2 if d > 2 else 0] = 0.0  # units that never fire (zero columns) keep it invertible
+    expected = np.linalg.inv(LedoitWolf(assume_centered=True).fit(X).covariance_)
+    np.testing.assert_allclose(shrunk_precision(X), expected, rtol=1e-7, atol=1e-9 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("accept", [0.5, 0.9, 0.95, 1.0])
 def test_threshold_accepts_the_requested_share_of_validation_clips(accept):
     scores = np.random.default_rng(3).gamma(2.0, size=400)
@@ -180,6 +194,31 @@ def test_threshold_accepts_the_requested_share_of_validation_clips(accept):
     assert detector.accept == accept
     odd = scores[:7]  # 0.95 * 7 = 6.65: at least 7 of 7 must be accepted, never fewer
     assert detector.with_threshold(odd, accept).accepts_scores(odd).mean() >= accept
+
+
+def test_unheard_margin_is_scale_free_and_moves_the_threshold_to_unheard_clips():
+    rng = np.random.default_rng(4)
+    val = [rng.gamma(4.0, size=300), rng.gamma(4.0, size=200)]
+    unheard = [1.5 * rng.gamma(4.0, size=250), 1.5 * rng.gamma(4.0, size=350)]
+    margin = unheard_margin(val, unheard, accept=0.9)
+    assert 1.2 < margin < 1.9  # the unheard libraries lie about 1.5 times further out
+    # each fold in its own units: scaling one fold's scores (another network) changes nothing
+    assert unheard_margin([val[0] * 7.0, val[1]], [unheard[0] * 7.0, unheard[1]], 0.9) == pytest.approx(margin)
+    # one fold: exactly its unheard threshold over its validation threshold
+    one = unheard_margin(val[:1], unheard[:1], 0.9)
+    assert one == pytest.approx(acceptance_threshold(unheard[0], 0.9) / acceptance_threshold(val[0], 0.9))
+    # the same clips on both sides: no margin
+    assert unheard_margin(val, val, 0.9) == pytest.approx(1.0)
+    # a model with no unheard library left takes the margin on its own validation clips: on new
+    # clips drawn like the unheard ones it accepts about the requested share
+    own_val = rng.gamma(4.0, size=2000)
+    detector = OODDetector("max_probability").with_threshold(own_val, 0.9, margin=margin)
+    assert detector.threshold == pytest.approx(margin * acceptance_threshold(own_val, 0.9))
+    assert detector.accepts_scores(1.5 * rng.gamma(4.0, size=4000)).mean() == pytest.approx(0.9, abs=0.04)
+    with pytest.raises(ValueError, match="same number"):
+        unheard_margin(val, unheard[:1])
+    with pytest.raises(ValueError, match="margin"):
+        OODDetector("max_probability").with_threshold(own_val, 0.9, margin=0.0)
 
 
 def test_max_probability_scores_and_detector_checks():

@@ -9,7 +9,7 @@ import pytest
 
 from helpers.pretrained import ClipEmbeddings, EmbeddingConfig
 from helpers.protocol import summarise
-from helpers.splits import SCORED_SPLITS, library_directions
+from helpers.splits import SCORED_SPLITS, library_directions, library_folds
 from helpers.transfer import (
     TransferHead,
     TransferRecipe,
@@ -18,7 +18,10 @@ from helpers.transfer import (
     cross_library_neighbours,
     embedding_inputs,
     evaluate_transfer,
+    evaluate_transfer_per_fold,
     fit_head,
+    load_transfer_choice,
+    save_transfer_choice,
 )
 
 # Two 50-wide blocks (the tag means of both networks): a 100-column embedding.
@@ -28,11 +31,11 @@ LOGISTIC = TransferHead("logistic", C=1.0)
 MLP = TransferHead("mlp", hidden=(16,), alpha=1e-3, max_iter=200, patience=200)  # 1 step per epoch
 
 
-def clip_table(per_split: int = 8) -> pd.DataFrame:
-    """Clips of three classes in two libraries, ``per_split`` per class, library and split."""
+def clip_table(per_split: int = 8, libraries: tuple[str, ...] = ("A", "B")) -> pd.DataFrame:
+    """Clips of three classes in ``libraries``, ``per_split`` per class, library and split."""
     rows = [{"fname": f"{lib}{split[:2]}{label[:2]}{i:02d}", "path": f"/nowhere/{lib}{i}.wav",
              "label": label, "split": split, "library": lib}
-            for lib in ("A", "B") for split in ("train", "test") for label in CLASSES
+            for lib in libraries for split in ("train", "test") for label in CLASSES
             for i in range(per_split)]
     return pd.DataFrame(rows)
 
@@ -43,7 +46,7 @@ def embeddings_for(clips: pd.DataFrame, separation: float = 4.0, seed: int = 0,
     on the library. The first ``skip`` clips are 'unreadable'; rows come in shuffled order."""
     rng = np.random.default_rng(seed)
     class_means = rng.normal(size=(len(CLASSES), CONFIG.dim)) * separation / np.sqrt(CONFIG.dim)
-    library_shift = {"A": 0.0, "B": 0.5}
+    library_shift = {"A": 0.0, "B": 0.5, "C": 0.25}
     X = np.stack([class_means[CLASSES.index(r.label)] + library_shift[r.library]
                   + rng.normal(size=CONFIG.dim) * 0.5 for r in clips.itertuples()])
     order = rng.permutation(len(clips)) if shuffle else np.arange(len(clips))
@@ -251,3 +254,56 @@ def test_columns_that_barely_vary_are_left_out_so_rounding_cannot_move_a_predict
     np.testing.assert_array_equal(head_probabilities(arrays, jittered), head_probabilities(arrays, X))
     old_bundle = {k: v for k, v in arrays.items() if k != "keep"}  # saved before `keep` existed
     assert head_inputs(old_bundle, X[:, :4]).shape == (60, 4)
+
+
+def test_each_fold_is_fit_with_its_own_recipe_under_one_name():
+    clips = clip_table(libraries=("A", "B", "C"))
+    folds, emb = library_folds(clips), embeddings_for(clips)
+    mtt = TransferRecipe("logistic on MTT", CONFIG, LOGISTIC, blocks=blocks_of(CONFIG, models=["MTT_musicnn"]))
+    both = TransferRecipe("logistic on both", CONFIG, TransferHead("logistic", C=0.1))
+    recipe_of = {f.name: (mtt if i == 0 else both) for i, f in enumerate(folds)}
+    runs = evaluate_transfer_per_fold(recipe_of, folds, [0], emb, "chosen per fold")
+    assert runs.models == ["chosen per fold"]
+    assert sorted(runs.table["direction"].unique()) == sorted(f.name for f in folds)
+    for fold in folds:  # each fold's probabilities are its own recipe's, fit in that fold alone
+        recipe = recipe_of[fold.name]
+        alone = evaluate_transfer([recipe], [fold], [0], emb)
+        np.testing.assert_array_equal(runs.probs[("chosen per fold", fold.name, 0, "cross_test")],
+                                      alone.probs[(recipe.name, fold.name, 0, "cross_test")])
+    with pytest.raises(KeyError, match="no recipe for fold"):
+        evaluate_transfer_per_fold({folds[0].name: mtt}, folds, [0], emb, "incomplete")
+
+
+def test_a_nested_choice_round_trips_through_its_json_file(tmp_path):
+    mtt = TransferRecipe("logistic on MTT", CONFIG, LOGISTIC, blocks=blocks_of(CONFIG, models=["MTT_musicnn"]))
+    mlp = TransferRecipe("MLP on both", CONFIG, MLP)
+    path = save_transfer_choice(tmp_path / "best_transfer.json", mtt, {"A (chosen on B)": mtt, "B (chosen on C)": mlp},
+                                {"chosen_by": "inner validation, fold by fold"})
+    data = json.loads(path.read_text())
+    assert TransferRecipe.from_dict(data["recipe"]) == mtt  # what notebook 10 reads
+    assert set(data["per_fold"]) == {"A (chosen on B)", "B (chosen on C)"} and data["chosen_by"]
+    chosen, per_fold = load_transfer_choice(path)
+    assert chosen == mtt and per_fold == {"A (chosen on B)": mtt, "B (chosen on C)": mlp}
+    old = tmp_path / "old.json"  # written before the nested protocol: no per-fold choices
+    old.write_text(json.dumps({"recipe": mlp.to_dict()}))
+    assert load_transfer_choice(old) == (mlp, {})
+    with pytest.raises(ValueError, match="may not hold"):
+        save_transfer_choice(tmp_path / "x.json", mtt, {}, {"per_fold": {}})
+    with pytest.raises(FileNotFoundError, match="notebook 09 writes it"):
+        load_transfer_choice(tmp_path / "missing.json")
+
+
+def test_a_neighbour_in_a_library_that_shares_the_clips_recording_does_not_count():
+    # clip 0 (class a, library A) plays a recording that library B's clip 1 (class b) also
+    # holds, so each is the other's nearest clip elsewhere; clip 2 (class a, library C) is next
+    X = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.01], [0.9, 0.3, 0.0]])
+    labels, libraries = ["a", "b", "a"], ["A", "B", "C"]
+    # without the shares: 0 -> 1 (wrong), 1 -> 0 (wrong), 2 -> 0 (right)
+    assert cross_library_neighbours(X, labels, libraries) == pytest.approx(1 / 3)
+    # with them: 0 -> 2 (right), 1 -> 2 (wrong: library A is out of its reach), 2 -> 0 (right)
+    shares = ["B", "A", ""]
+    assert cross_library_neighbours(X, labels, libraries, shares=shares) == pytest.approx(2 / 3)
+    as_sets = cross_library_neighbours(X, labels, libraries, shares=[{"B"}, {"A"}, set()])
+    assert as_sets == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one entry per clip"):
+        cross_library_neighbours(X, labels, libraries, shares=shares[:2])
