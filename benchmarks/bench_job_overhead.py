@@ -76,10 +76,10 @@ def main() -> None:
     from helpers.evaluation import aggregate_clips
     from helpers.experiment import prepare, split_probabilities
     from helpers.features import LOGMEL
-    from helpers.splits import library_directions
+    from helpers.splits import library_folds
     from helpers.training import predict_windows
 
-    direction = library_directions(load_clips(dataset_root("demo")))[0]
+    direction = library_folds(load_clips(dataset_root("demo")))[0]
     prepared = prepare(direction.clips, LOGMEL, progress=False)
     splits = tuple(prepared.splits)
     train(prepared, 1, 0)  # warm-up: oneDNN kernels, librosa-free TensorFlow paths

@@ -32,10 +32,10 @@ def _jobs(n_jobs: int, epochs: int):
     from helpers.features import LOGMEL
     from helpers.models import LOGMEL_CNN
     from helpers.parallel import TrainJob
-    from helpers.splits import library_directions
+    from helpers.splits import library_folds
     from helpers.training import TrainConfig
 
-    direction = library_directions(load_clips(dataset_root("demo")))[0]
+    direction = library_folds(load_clips(dataset_root("demo")))[0]
     prepared = prepare(direction.clips, LOGMEL, progress=False)
     train = TrainConfig(epochs=epochs, patience=epochs, batch_size=64)  # fixed length: no early stop
     return [TrainJob(prepared, LOGMEL_CNN, replace(train, seed=s), splits=("val",))

@@ -1,17 +1,18 @@
-"""What a shorter early-stopping patience would save, and what it would cost on cross-library validation.
+"""What a shorter early-stopping patience would save, and what it would cost on inner validation.
 
 Every CNN of the chain stops after ``patience`` epochs without a lower validation loss and keeps
 its best epoch. A smaller patience ends each training sooner, which would shorten the chain; it
 also stops some trainings before a later, better epoch. This trains the log-mel CNN with the
-recipes that decide the shipped model (no augmentation, CutMix, waveform augmentation) in both
-cross-library directions with every seed, once per patience, and prints per recipe and
+recipes that decide the shipped model (no augmentation, CutMix, waveform augmentation) in every
+nested leave-one-library-out fold with every seed, once per patience, and prints per recipe and
 patience:
 
-- cross-library validation accuracy (mean ± standard deviation over seeds), the number every
-  choice of the series is made on, and the in-library and cross-library test accuracy;
+- accuracy on the folds' inner validation libraries (pooled, ± over fold x seed runs), the
+  number every choice of the series is made on (fold by fold), and the in-library and
+  cross-library test accuracy;
 - epochs run and best epoch (means), seconds per training (measured in this run: the run cache
   is off);
-- the paired difference against the largest patience on the cross-library validation clips
+- the paired difference against the largest patience on the inner validation clips
   (:func:`helpers.stats.compare`: bootstrap interval over seeds and clips, permutation p-value),
   with Holm's correction over the recipes and patiences compared (:func:`helpers.stats.verdicts`).
 
@@ -87,7 +88,7 @@ def main() -> None:
 
     from helpers.data import dataset_root, load_clips
     from helpers.protocol import PreparedCache, evaluate_cnns, paired, summarise
-    from helpers.splits import library_directions
+    from helpers.splits import library_folds
     from helpers.stats import compare, verdict_table, verdicts
 
     patiences = sorted(set(args.patience), reverse=True)
@@ -95,7 +96,7 @@ def main() -> None:
     plan = recipes(patiences, chapters["epochs"], chapters["batch_size"], cutmix, copies)
     print(f"epochs {chapters['epochs']}, batch {chapters['batch_size']}, seeds {args.seeds}; CutMix alpha "
           f"{cutmix.alpha:g}, probability {cutmix.prob:g}; waveform augmentation with {copies} copies")
-    directions = library_directions(load_clips(dataset_root("demo")))
+    directions = library_folds(load_clips(dataset_root("demo")))
     start = time.perf_counter()
     runs = evaluate_cnns(list(plan.values()), directions, args.seeds, data=PreparedCache(directions))
     print(f"{len(plan) * len(directions) * len(args.seeds)} trainings in {time.perf_counter() - start:.0f} s; "
@@ -107,7 +108,7 @@ def main() -> None:
     names = [r.name for r in plan.values()]
     summary, epochs = summary.loc[names], epochs.loc[names]
     table = pd.DataFrame({
-        "cross-library val": [mean_std(m, s) for m, s in zip(summary["cross_val_accuracy"],
+        "inner validation": [mean_std(m, s) for m, s in zip(summary["cross_val_accuracy"],
                                                              summary["cross_val_accuracy_std"])],
         "in-library test": summary["test_accuracy"].round(3),
         "cross-library test": summary["cross_test_accuracy"].round(3),
