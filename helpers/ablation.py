@@ -195,7 +195,7 @@ def cutmix_setting(path: Path | str) -> tuple[Any, str]:
         return AugmentConfig("cutmix"), f"CutMix at its default setting ({path.name} not found: notebook 04 writes it)"
     config = _augment_config(_read_cutmix_file(path)[0], path)
     return config, (f"CutMix with alpha {config.alpha:g} and probability {config.prob:g}, the setting "
-                    f"notebook 04 chose on cross-library validation ({path.name})")
+                    f"notebook 04 chose fold by fold on each fold's inner validation library ({path.name})")
 
 
 def cutmix_per_fold(path: Path | str, folds: Sequence) -> tuple[Any, dict[str, Any], str]:
@@ -224,7 +224,7 @@ def cutmix_per_fold(path: Path | str, folds: Sequence) -> tuple[Any, dict[str, A
         where = (f"{own} of {len(names)} folds' own settings, chosen in notebook 04 on their inner validation "
                  f"library; the other folds take the setting most folds chose")
     else:
-        where = (f"the setting notebook 04 chose on cross-library validation for every fold ({path.name} names "
+        where = (f"the setting notebook 04 chose (on the inner validation libraries) for every fold ({path.name} names "
                  "none of these folds)")
     return config, of, f"CutMix: {where} ({path.name}): {settings}"
 

@@ -149,7 +149,7 @@ def plot_features(S, config, ax=None, title: str = "Log-mel spectrogram", colorb
     return ax
 
 
-PROTOCOL_SPLITS = {"cross_val": ("cross-library validation", "C2"), "test": ("in-library test", "C0"),
+PROTOCOL_SPLITS = {"cross_val": ("inner validation", "C2"), "test": ("in-library test", "C0"),
                    "cross_test": ("cross-library test", "C1")}
 
 
@@ -157,7 +157,8 @@ def plot_protocol(summary, metric: str = "accuracy", ax=None, title: str | None 
                   splits: Sequence[str] = ("test", "cross_test")):
     """Scores per model on ``splits`` (default in-library and cross-library test; add
     ``"cross_val"`` where the chapter decides on it): grouped horizontal bars with the standard
-    deviation over seeds as error bars. A model run once has no spread, and no error bar.
+    deviation over the (fold, seed) runs as error bars. A model run once has no spread, and no
+    error bar.
 
     ``summary`` is :func:`helpers.protocol.summarise` output (index = model). Returns the axes.
     Used in: notebooks 03, 04, 05, 09, 10.

@@ -42,7 +42,7 @@ from helpers.splits import SCORED_SPLITS
 
 SPLIT_LABELS: dict[str, str] = {
     "val": "in-library validation", "test": "in-library test",
-    "cross_val": "cross-library validation", "cross_test": "cross-library test",
+    "cross_val": "inner validation", "cross_test": "cross-library test",
 }
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "map_at_3")
 RUN_COLUMNS: tuple[str, ...] = ("best_epoch", "epochs_run", "max_epochs", "train_seconds",
@@ -287,7 +287,7 @@ def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Seq
                 plan.append((recipe, direction, prepared, int(seed)))
     # the label of the progress bar: the models by name while that stays short
     names = (", ".join(r.name for r in recipes) if len(recipes) <= 4 else
-             f"{len(recipes)} models x {len(seeds)} seed(s) x {len(directions)} direction(s)")
+             f"{len(recipes)} models x {len(seeds)} seed(s) x {len(directions)} fold(s)")
     outcomes = train_many(jobs, executor=executor, progress=progress,
                           desc=f"{len(jobs)} trainings ({names})")
     runs = Runs(pd.DataFrame(), classes=list(plan[0][2].classes) if plan else [])
@@ -590,7 +590,8 @@ def convergence_text(summary: pd.DataFrame, rows: Sequence[str] | None = None) -
 
 def headline(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """The two columns every headline number gets: in-library and cross-library test
-    (``mean ± std`` text), plus cross-library validation, for display."""
+    (``mean ± std`` text), plus the inner validation (``cross_val``: where the folds choose),
+    and the number of runs (folds x seeds) the ± is over, for display."""
     def text(row, split):
         mean, std = row.get(f"{split}_{metric}"), row.get(f"{split}_{metric}_std")
         if mean is None or not np.isfinite(mean):
@@ -600,8 +601,8 @@ def headline(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     return pd.DataFrame({
         f"in-library test {metric}": [text(r, "test") for _, r in summary.iterrows()],
         f"cross-library test {metric}": [text(r, "cross_test") for _, r in summary.iterrows()],
-        f"cross-library validation {metric}": [text(r, "cross_val") for _, r in summary.iterrows()],
-        "seeds": summary["seeds"].astype(int).to_numpy(),
+        f"inner validation {metric}": [text(r, "cross_val") for _, r in summary.iterrows()],
+        "runs (folds × seeds)": [f"{int(r['directions'])} × {int(r['seeds'])}" for _, r in summary.iterrows()],
     }, index=summary.index)
 
 

@@ -58,7 +58,7 @@ def test_protocol_bars_per_split_and_no_error_bar_for_a_single_run():
                            index=["cnn", "classical (one run)"])
     ax = plot_protocol(summary, splits=("cross_val", "test", "cross_test"))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "cross-library validation", "in-library test", "cross-library test"]
+        "inner validation", "in-library test", "cross-library test"]
     assert len(ax.patches) == 6
     # one error bar per split, drawn for the CNN only (the classical model has no spread)
     bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
