@@ -390,15 +390,10 @@ def runs_of_choice(runs: Runs, chosen: Mapping[str, str], name: str) -> Runs:
     """The runs of a per-fold choice as one model ``name``: in fold ``d``, the runs of
     ``chosen[d]`` (e.g. :func:`smallest_not_worse`'s ``smallest`` column). Its ``cross_test``
     scores are the honest cross-library score of the procedure "choose on the fold's inner
-    validation library, then test" (as :func:`helpers.protocol.choose_per_fold` builds for the
-    best candidate)."""
-    out = Runs(pd.DataFrame(), classes=list(runs.classes))
-    for direction, model in chosen.items():
-        part = one_fold(runs.select([model]), direction).rename(model, name)
-        network = part.networks.pop(name, None) or part.networks.pop((name, direction), None)
-        part.networks = {(name, direction): network} if network is not None else {}
-        out = out + part
-    return out
+    validation library, then test" (:func:`helpers.protocol.select_per_fold`)."""
+    from helpers.protocol import select_per_fold
+
+    return select_per_fold(runs, chosen, name)
 
 
 def stopped_by_budget(table: pd.DataFrame) -> pd.Series:

@@ -31,6 +31,7 @@ PROFILES: dict[str, dict] = {
         "n_trials": 2,
         "fine_tune_epochs": 2,
         "sparsities": [0.0, 0.8],
+        "fold_sparsities": [0.8],
         "ablation_epochs": 2,
         "n_examples": 2,
         "cutmix_alphas": [1.0],

@@ -423,25 +423,34 @@ def choose_per_fold(runs: Runs, candidates: Sequence[str], name: str,
     means = table.groupby(["direction", "model"])[metric].mean().unstack("model")
     means = means[list(candidates)]
     chosen = {d: str(row.idxmax()) for d, row in means.iterrows()}
+    out = select_per_fold(runs, chosen, name)
+    choices = means.round(4).assign(chosen=pd.Series(chosen)).reset_index()
+    return out, choices[["direction", "chosen", *candidates]]
+
+
+def select_per_fold(runs: Runs, chosen: Mapping[str, str], name: str) -> Runs:
+    """One model ``name`` whose runs in fold ``d`` are those of model ``chosen[d]`` (scores,
+    probabilities, clips, histories, weights, networks): the procedure "in each fold, use what
+    that fold chose", whatever rule chose it (:func:`choose_per_fold`'s best on inner validation,
+    a budget rule, ...). Its ``cross_test`` rows are the procedure's honest cross-library score
+    when every choice was made without the fold's test library."""
     out = Runs(pd.DataFrame(), classes=list(runs.classes))
     parts = []
     for direction, model in chosen.items():
         part = runs.table[(runs.table["model"] == model) & (runs.table["direction"] == direction)]
+        if part.empty:
+            raise KeyError(f"no runs of {model!r} in fold {direction!r}")
         parts.append(part.assign(model=name))
-        for key, value in runs.probs.items():
-            if key[0] == model and key[1] == direction:
-                out.probs[(name, *key[1:])] = value
-        for store, target in ((runs.clips, out.clips), (runs.labels, out.labels)):
+        for store, target in ((runs.probs, out.probs), (runs.clips, out.clips), (runs.labels, out.labels),
+                              (runs.histories, out.histories), (runs.weights, out.weights)):
             for key, value in store.items():
                 if key[0] == model and key[1] == direction:
                     target[(name, *key[1:])] = value
-        for store, target in ((runs.histories, out.histories), (runs.weights, out.weights)):
-            for key, value in store.items():
-                if key[0] == model and key[1] == direction:
-                    target[(name, *key[1:])] = value
+        network = runs.networks.get((model, direction)) or runs.networks.get(model)
+        if network is not None:
+            out.networks[(name, direction)] = network
     out.table = pd.concat(parts, ignore_index=True)
-    choices = means.round(4).assign(chosen=pd.Series(chosen)).reset_index()
-    return out, choices[["direction", "chosen", *candidates]]
+    return out
 
 
 def majority(choices: pd.DataFrame, candidates: Sequence[str] | None = None) -> str:
