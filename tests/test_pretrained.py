@@ -314,6 +314,7 @@ def test_embeddings_come_from_the_cache_the_second_time(clip_files, tmp_path, mo
         raise AssertionError("the model ran again")
 
     monkeypatch.setattr(P, "musicnn_outputs", no_model)
+    monkeypatch.setattr(P, "embed_patches", no_model)  # either engine
     again = P.clip_embeddings(table, SMALL, progress=False)
     assert np.array_equal(again.X, first.X) and list(again.clips["fname"]) == ["tone.wav", "noise.wav"]
     other = P.EmbeddingConfig(models=("MTT_musicnn",), pooling=(("taggram", "max"),))
