@@ -6,7 +6,8 @@ generalisation. Here a clip (and all of its windows) belongs to exactly one spli
 
 **In-library** (:func:`assign_splits`): every library's clips in every split.
 
-- ``test``: the dataset's official test split, untouched until the final score;
+- ``test``: the dataset's official test split, untouched until the final score (less any clip
+  that plays a recording another library of the table holds: ``unused``);
 - ``val``:  carved from the training clips, stratified by class and grouped, to choose
   checkpoints;
 - ``train``: the rest.
@@ -70,7 +71,10 @@ def assign_splits(clips: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
 
     ``clips`` must carry the official split ('train'/'test') in ``split``. Validation clips are
     drawn from 'train', stratified by ``label`` and grouped by ``group_col`` (clips sharing a
-    group value never straddle train and val).
+    group value never straddle train and val). With several libraries (the ``library`` and
+    ``shares`` columns of the demo), a test clip that plays a recording another library of the
+    table also holds is ``unused``: that library's copy of the recording may train, so the clip
+    would test memory (the demo's in-library test loses 57 of its 540 clips this way).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -88,6 +92,11 @@ def assign_splits(clips: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0,
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     _, val_pos = next(folds.split(train, out.loc[train, "label"], out.loc[train, group_col]))
     out.loc[train[val_pos], "split"] = "val"
+    if {LIBRARY_COLUMN, SHARES_COLUMN} <= set(out.columns):
+        trained = set(out.loc[out["split"] != "test", LIBRARY_COLUMN].astype(str))
+        shares = shared_with(out)
+        out.loc[(out["split"] == "test") & shares.map(lambda s: bool(s & trained)), "split"] = UNUSED
+        check_no_shared_recordings(out)
     check_no_leakage(out, group_col)
     return out
 
@@ -263,8 +272,15 @@ def library_folds(clips: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
 def check_no_shared_recordings(fold: pd.DataFrame, group_col: str = LIBRARY_COLUMN,
                                shares_col: str = SHARES_COLUMN) -> None:
     """Raise if a clip that trains or is scored in-library shares a recording with a library
-    that the fold validates or tests on (a recording on both sides of the split), or a clip of
-    the inner validation library shares one with the test library (a choice made on it)."""
+    that the fold validates or tests on (a recording on both sides of the split), a clip of
+    the inner validation library shares one with the test library (a choice made on it), or an
+    in-library test clip shares one with a library that trains (:func:`assign_splits`)."""
+    trained = set(fold.loc[fold["split"].isin(["train", "val"]), group_col].astype(str))
+    remembered = shared_with(fold, shares_col)[fold["split"] == "test"].map(lambda s: bool(s & trained))
+    if remembered.any():
+        names = fold.loc[remembered[remembered].index, "fname"].tolist()
+        raise AssertionError(f"{len(names)} in-library test clip(s) share a recording with a library "
+                             f"that trains, e.g. {names[:3]}")
     outside = fold.loc[fold["split"].isin(["cross_val", "cross_test"]), group_col].astype(str)
     held = set(outside.unique())
     inside = fold["split"].isin(["train", "val", "test"])

@@ -160,14 +160,37 @@ def test_a_shared_recording_never_sits_on_both_sides_of_a_split():
             assert set(out.loc[a3, "split"]) == {UNUSED}
         if "L3" in held and "L1" not in held:
             assert set(out.loc[a1, "split"]) == {UNUSED}
-        if not held & {"L1", "L3"}:
-            assert set(out.loc[a1 | a3, "split"]) <= {"train", "val", "test"}
+        if not held & {"L1", "L3"}:  # both train: their test clips would test memory
+            assert set(out.loc[(a1 | a3) & (clips["split"] == "train"), "split"]) <= {"train", "val"}
+            assert set(out.loc[(a1 | a3) & (clips["split"] == "test"), "split"]) == {UNUSED}
         assert not (out.loc[a1, "split"].isin(sides).any() and
                     out.loc[a3, "split"].isin(["train", "val", "test"]).any())
         check_no_shared_recordings(out)
     bad = library_folds(clips)[0].clips  # L1 held out: force L3's shared clips into training
     bad.loc[a3, "split"] = "train"
     with pytest.raises(AssertionError, match="share a recording"):
+        check_no_shared_recordings(bad)
+
+
+def test_an_in_library_test_clip_never_plays_a_recording_that_trains():
+    """With every library in training (assign_splits), L1's and L3's class-A test clips play a
+    recording the other library trains on: they are unused; their training clips still train,
+    and a table without the library columns is split as before."""
+    clips = _libraries(libraries=("L1", "L2", "L3"))
+    plain = assign_splits(clips, seed=3)
+    a13 = clips["library"].isin(["L1", "L3"]) & (clips["label"] == "A")
+    clips[SHARES_COLUMN] = ""
+    clips.loc[a13, SHARES_COLUMN] = clips.loc[a13, "library"].map({"L1": "L3", "L3": "L1"})
+    out = assign_splits(clips, seed=3)
+    official_test = clips["split"] == "test"
+    assert set(out.loc[a13 & official_test, "split"]) == {UNUSED}
+    assert (out.loc[~(a13 & official_test), "split"] == plain.loc[~(a13 & official_test), "split"]).all()
+    assert UNUSED not in set(plain["split"])
+    only_l1 = assign_splits(clips[clips["library"] != "L3"], seed=3)  # L3 gone: nothing to remember
+    assert UNUSED not in set(only_l1["split"])
+    bad = out.copy()
+    bad.loc[a13 & official_test, "split"] = "test"
+    with pytest.raises(AssertionError, match="in-library test clip"):
         check_no_shared_recordings(bad)
 
 
