@@ -1,6 +1,6 @@
 """What one training job spends outside its training steps, and scoring it in one call.
 
-A training job (:func:`helpers.parallel.run_train_job`) builds a network, trains it and scores
+A training job (:func:`helpers.experiment.run_train_job`) builds a network, trains it and scores
 every split; the chain runs many of them, so a fraction of a second each adds up.
 On the first cross-library direction of the demo set, the log-mel CNN, ONE TensorFlow thread
 (as the jobs run), a fresh network per repeat, this prints the median over ``--repeats`` of:

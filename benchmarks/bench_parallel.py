@@ -28,10 +28,9 @@ from dataclasses import replace
 
 def _jobs(n_jobs: int, epochs: int):
     from helpers.data import dataset_root, load_clips
-    from helpers.experiment import prepare
+    from helpers.experiment import TrainJob, prepare
     from helpers.features import LOGMEL
     from helpers.models import LOGMEL_CNN
-    from helpers.parallel import TrainJob
     from helpers.splits import library_folds
     from helpers.training import TrainConfig
 
@@ -74,12 +73,12 @@ def idle_share(before: list[int] | None, after: list[int] | None) -> float | Non
 
 
 def run_with_default_input(job):
-    """:func:`helpers.parallel.run_train_job` with tf.data's default input options (runs in a
+    """:func:`helpers.experiment.run_train_job` with tf.data's default input options (runs in a
     worker of a pool of its own, which it changes for good)."""
     import tensorflow as tf
 
     import helpers.training
-    from helpers.parallel import run_train_job
+    from helpers.experiment import run_train_job
 
     helpers.training.one_thread_input = tf.data.Options
     return run_train_job(job)
@@ -88,7 +87,8 @@ def run_with_default_input(job):
 def pooled(jobs, workers: int, run=None) -> tuple[float, float | None]:
     """Seconds to train ``jobs`` on a fresh pool of ``workers`` one-thread processes, and the
     share of CPU time left idle meanwhile."""
-    from helpers.parallel import local_pool, run_train_job, shutdown
+    from helpers.experiment import run_train_job
+    from helpers.parallel import local_pool, shutdown
 
     run = run or run_train_job
     pool = local_pool(workers)

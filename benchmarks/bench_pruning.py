@@ -28,12 +28,12 @@ from helpers.pruning import (
     Goals,
     PruneConfig,
     check_goals,
-    compare_latency,
     model_sizes,
     prune_model,
     tflite_variants,
 )
 from helpers.splits import assign_splits
+from helpers.tflite import compare_latency
 
 
 def main() -> None:

@@ -2,9 +2,11 @@
 
 One module per concern (paths, data, download, demo, soundfonts, acoustics, audio, features,
 cache, files, splits, models, training, parallel, evaluation, stats, protocol, experiment,
-augment, augment_audio, perturb, tuning, tune_command, pruning, cam, ablation, pretrained,
-transfer, calibration, plots, progress, results, report, predict, chain, book, cli, environment;
-the subpackage sources: sample libraries as data). Importing the package is cheap: nothing heavy
+augment, augment_audio, perturb, tuning, tune_command, pruning, tflite, cam, ablation,
+pretrained, transfer, calibration, plots, progress, results, report, predict, chain, book, cli,
+environment; the subpackage sources: sample libraries as data), standing in the layers of
+:mod:`helpers.layers`: a module imports only its own layer and those below, and no modules
+import each other in a circle. Importing the package is cheap: nothing heavy
 happens here except choosing Keras 2 and a hook that keeps TensorFlow's native start-up notices
 out of notebooks and command output.
 

@@ -16,12 +16,16 @@ output: the pasted area after clipping for CutMix, λ for mixup.
 iterator) sees new mixes, yet a fresh pipeline built with the same seed replays the same
 sequence of epochs.
 
+Augmentation made once before training is held as :class:`Versions` of the training windows
+(the seed paper's static CutMix copies, :class:`StaticCutMix`; the waveform copies of
+:mod:`helpers.augment_audio`): each epoch draws one version per window.
+
 :func:`save_augment_config` / :func:`load_augment_config` store a chosen :class:`AugmentConfig`
 as JSON (notebook 04 writes its CutMix setting to ``results/best_cutmix.json``; notebook 08
 reads it through :func:`helpers.ablation.cutmix_setting`).
 
-Used in: notebooks/04_cutmix.ipynb; helpers/training.py (every augmented training),
-helpers/protocol.py (:func:`helpers.protocol.load_recipe` rebuilds a saved recipe's
+Used in: notebooks/04_cutmix.ipynb; helpers/training.py (every augmented training, and
+:class:`Versions`), helpers/augment_audio.py (:class:`Versions`), helpers/protocol.py (:func:`helpers.protocol.load_recipe` rebuilds a saved recipe's
 augmentation: notebook 10 reads notebook 04's ``results/best_recipe.json`` with it) and
 helpers/ablation.py (:func:`helpers.ablation.cutmix_setting`, notebook 08).
 """
@@ -32,6 +36,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from helpers.files import write_json
 
@@ -412,7 +418,40 @@ def augment_dataset(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf
     )
 
 
-# --- the seed paper's static copies ----------------------------------------------------------
+# --- precomputed versions of the training windows, and the seed paper's static copies -------
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Several renderings of the same training windows: each epoch draws one per window.
+
+    ``X`` ``(n_versions, n_windows, bins, frames, 1)`` and soft labels ``y``
+    ``(n_versions, n_windows, n_classes)``; version 0 is the original. Waveform augmentation
+    (:meth:`helpers.augment_audio.WaveformAugment.build`) and the seed paper's static CutMix
+    copies (:meth:`StaticCutMix.build`) are both such precomputed versions, so an epoch costs
+    the same as without them. Used in: helpers/training.py (:func:`helpers.training.fit`'s
+    ``variants``), helpers/augment_audio.py, helpers/experiment.py (a run's cache key).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str = "versions"
+
+    def __post_init__(self) -> None:
+        if self.X.ndim != 5 or self.y.ndim != 3 or self.X.shape[:2] != self.y.shape[:2]:
+            raise ValueError(f"Versions needs X (versions, windows, bins, frames, 1) and y "
+                             f"(versions, windows, classes); got {self.X.shape} and {self.y.shape}")
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the arrays (part of a run's cache key)."""
+        import hashlib
+
+        digest = hashlib.sha256(self.name.encode())
+        for array in (np.ascontiguousarray(self.X, np.float32), np.ascontiguousarray(self.y, np.float32)):
+            digest.update(str(array.shape).encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -421,7 +460,7 @@ class StaticCutMix:
     training (the partners are drawn from the whole training set), not re-drawn every batch.
 
     The seed trained on the original plus its three copies together; here every epoch draws one
-    of the ``copies + 1`` versions of each window (:class:`helpers.training.Versions`), so the
+    of the ``copies + 1`` versions of each window (:class:`Versions`), so the
     static recipe gets the same number of training steps as every other recipe.
     Used in: notebooks/04_cutmix.ipynb; helpers/protocol.py (:func:`helpers.protocol.load_recipe`,
     notebook 10).
@@ -437,12 +476,8 @@ class StaticCutMix:
                 f"{self.alpha:g})); each epoch draws one of the {self.copies + 1} versions of a window")
 
     def build(self, prepared, seed: int = 0, progress: bool = True):
-        """:class:`helpers.training.Versions` of ``prepared``'s training windows: the original
-        and ``copies`` CutMix copies drawn with ``seed`` (quick: ``progress`` shows nothing)."""
-        import numpy as np
-
-        from helpers.training import Versions
-
+        """:class:`Versions` of ``prepared``'s training windows: the original and ``copies``
+        CutMix copies drawn with ``seed`` (quick: ``progress`` shows nothing)."""
         X, y = prepared.xy("train")
         onehot = np.eye(len(prepared.classes), dtype=np.float32)[y]
         xs, ys = [X], [onehot]

@@ -26,7 +26,7 @@ Copies are rendered ONCE per clip and cached (keyed by the clip, the features an
 settings), not re-rendered every epoch; each copy is cut into windows at exactly the frames the
 original kept (:func:`helpers.features.kept_starts`), so every training window has
 ``copies + 1`` aligned versions and an epoch draws one of them per window
-(:class:`helpers.training.Versions`). An epoch costs what it cost without augmentation.
+(:class:`helpers.augment.Versions`). An epoch costs what it cost without augmentation.
 Only training clips are ever augmented. With nested folds a clip trains in several folds; its
 copies do not depend on the fold, so :meth:`WaveformAugment.render_training_clips` renders every
 fold's training clips in one pass and each fold's :meth:`WaveformAugment.build` only
@@ -147,10 +147,10 @@ class WaveformAugment:
 
     def build(self, prepared, seed: int = 0, progress: bool = True):
         """The training windows of ``prepared`` with their augmented copies, standardised with
-        ``prepared``'s statistics: :class:`helpers.training.Versions` (version 0 = original).
+        ``prepared``'s statistics: :class:`helpers.augment.Versions` (version 0 = original).
         ``progress``: show a bar while clips are rendered."""
+        from helpers.augment import Versions
         from helpers.features import standardize
-        from helpers.training import Versions
 
         fs = prepared.splits["train"]
         copies = augmented_windows(fs.clips, prepared.feature_config, self, progress=progress)

@@ -184,7 +184,8 @@ def make_clip(spec: ClipSpec, config: DemoConfig, soundfonts: dict[str, str],
     libraries = list(options)
     for replans in range(10):
         library = str(rng.choice(libraries))
-        perf = plan_performance(rng, spec.label, config, options[library])
+        perf = plan_performance(rng, spec.label, options[library],
+                                min_seconds=config.min_seconds, max_seconds=config.max_seconds)
         dry = render_performance(perf, soundfonts[perf.soundfont], config.sample_rate)
         if np.max(np.abs(dry)) > SILENT_PEAK:
             audio, chain = simulate_recording(dry, rng, config.sample_rate)

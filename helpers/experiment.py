@@ -1,10 +1,13 @@
 """One experiment's data, ready to train, and the train-then-score loop every chapter repeats.
 
 ``prepare`` turns a clip table (with its splits) into standardised feature windows; the
-standardiser is fit on the training windows only. :func:`train_many` trains a list of
-:class:`helpers.parallel.TrainJob` (in worker processes, see :mod:`helpers.parallel`) and keeps
-the rules of honest evaluation in one place: checkpoints are chosen on validation, the other
-splits are only scored, and scores are clip-level (windows averaged per clip).
+standardiser is fit on the training windows only. A :class:`TrainJob` is one training: a worker
+process builds the network, trains it (:func:`helpers.training.fit`), scores the clips of every
+split and sends back a :class:`TrainOutcome` (weights, history, clip probabilities:
+:func:`run_train_job`). :func:`train_many` runs a list of jobs (in worker processes, see
+:mod:`helpers.parallel`) and keeps the rules of honest evaluation in one place: checkpoints are
+chosen on validation, the other splits are only scored, and scores are clip-level (windows
+averaged per clip).
 
 Trained runs are cached beside the features (``<cache>/runs/``): a run is identified by a hash
 of every split's windows, the network, the training settings, the augmentation and the source
@@ -13,8 +16,9 @@ chapter that repeats an identical training (notebook 04's "none" is notebook 03'
 loads its weights and clip probabilities instead of training again, and a second run of the
 chain skips every training it already did. Training is deterministic (and runs with the same
 thread count everywhere), so a cached run equals a fresh one; ``HELPERS_RUN_CACHE=0`` switches
-the cache off. Used in: notebooks 04, 05, 06, 07 and 10; helpers/protocol.py, parallel.py,
-pruning.py, perturb.py, tuning.py and tune_command.py.
+the cache off. Used in: notebooks 04, 05, 06, 07 and 10; helpers/protocol.py, pruning.py,
+perturb.py, tuning.py and tune_command.py; benchmarks/bench_parallel.py (:class:`TrainJob`,
+:func:`run_train_job`).
 """
 
 from __future__ import annotations
@@ -26,18 +30,23 @@ import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from helpers.features import FeatureConfig, FeatureSet
+from helpers.parallel import configure_threads, describe, get_executor
 from helpers.paths import cache_dir
+
+if TYPE_CHECKING:  # type hints only
+    from helpers.training import TrainResult
 
 # The code a cached run depends on: whole modules, and the functions of modules that also hold
 # unrelated code (a change to a bundle's file format must not discard every trained network).
 RUN_CODE = ("helpers.training", "helpers.augment", "helpers.models:CNNConfig",
             "helpers.models:build_cnn", "helpers.models:_pool_size", "helpers.models:count_params",
-            "helpers.parallel:run_train_job", "helpers.parallel:configure_threads",
+            "helpers.experiment:run_train_job", "helpers.parallel:configure_threads",
             "helpers.parallel:JOB_THREADS", "helpers.experiment:split_probabilities",
             "helpers.evaluation:aggregate_clips")
 
@@ -120,6 +129,61 @@ def prepare(clips: pd.DataFrame, feature_config: FeatureConfig, progress: bool =
                     mean=mean, std=std)
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """One training: data, network, settings, augmentation, and the splits to score.
+
+    ``variants`` (optional, :class:`helpers.augment.Versions`) holds extra renderings of the
+    training windows, one drawn per window each epoch (see :func:`helpers.training.fit`).
+    Used in: helpers/protocol.py, helpers/tuning.py, :func:`train_cnn`.
+    """
+
+    prepared: Prepared
+    cnn: Any
+    train: Any
+    augment: Any = None
+    splits: tuple[str, ...] = ()
+    variants: Any = None
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a job sends back: weights, the training record, clip probabilities per split."""
+
+    weights: list[np.ndarray]
+    result: TrainResult
+    probs: dict[str, np.ndarray]
+    params: int
+
+
+def run_train_job(job: TrainJob) -> TrainOutcome:
+    """Build, train and score one network (runs in a worker process).
+
+    The checkpoint is chosen on ``val`` (early stopping, best weights restored); then every split
+    of ``job.splits`` is scored: window probabilities averaged per clip, in the order of
+    ``job.prepared.splits[split].clips``.
+    """
+    configure_threads()
+    import tf_keras as keras
+
+    from helpers.models import build_cnn, count_params
+    from helpers.training import fit, set_seed
+
+    prepared = job.prepared
+    set_seed(job.train.seed)
+    model = build_cnn(prepared.input_shape, len(prepared.classes), job.cnn)
+    X_train, y_train = prepared.xy("train")
+    X_val, y_val = prepared.xy("val")
+    result = fit(model, X_train, y_train, X_val, y_val, len(prepared.classes), job.train,
+                 augment=job.augment, variants=job.variants)
+    probs = {split: p.astype(np.float32)
+             for split, p in split_probabilities(model, prepared, job.splits).items()}
+    outcome = TrainOutcome(weights=model.get_weights(), result=result, probs=probs,
+                           params=count_params(model))
+    keras.backend.clear_session()
+    return outcome
+
+
 def run_cache_enabled() -> bool:
     """False when ``HELPERS_RUN_CACHE`` is ``0``/``false``/``no`` (every run then trains)."""
     return os.environ.get("HELPERS_RUN_CACHE", "1").strip().lower() not in ("0", "false", "no")
@@ -152,8 +216,7 @@ def run_dir(job) -> Path:
 
 
 def load_run(job):
-    """The cached :class:`helpers.parallel.TrainOutcome` of ``job``, or None (absent, damaged)."""
-    from helpers.parallel import TrainOutcome
+    """The cached :class:`TrainOutcome` of ``job``, or None (absent, damaged)."""
     from helpers.training import TrainResult
 
     directory = run_dir(job)
@@ -185,7 +248,7 @@ def save_run(job, outcome) -> None:
 
 
 def train_many(jobs, executor=None, progress: bool = True, desc: str = "training") -> list:
-    """Train every :class:`helpers.parallel.TrainJob` of ``jobs``; outcomes in the same order.
+    """Train every :class:`TrainJob` of ``jobs``; outcomes in the same order.
 
     Runs found in the run cache are loaded; the others go to ``executor`` (default
     :func:`helpers.parallel.get_executor`: a local process pool, or a Dask cluster) and are
@@ -193,7 +256,6 @@ def train_many(jobs, executor=None, progress: bool = True, desc: str = "training
     """
     from concurrent.futures import as_completed
 
-    from helpers.parallel import describe, get_executor
     from helpers.progress import progress as progress_bar
 
     jobs = list(jobs)
@@ -212,8 +274,6 @@ def train_many(jobs, executor=None, progress: bool = True, desc: str = "training
             print(f"{desc}: {len(todo)} training(s) on a {describe(executor)}"
                   + (f"; {len(set(keys)) - len(todo)} loaded from the run cache"
                      if len(set(keys)) > len(todo) else ""), flush=True)
-        from helpers.parallel import run_train_job
-
         futures = {executor.submit(run_train_job, job): key for key, job in todo.items()}
         with progress_bar(total=len(futures), desc=desc, unit="run", disable=not progress) as bar:
             for future in as_completed(futures):
@@ -227,7 +287,7 @@ def train_many(jobs, executor=None, progress: bool = True, desc: str = "training
 
 
 def model_from(outcome, prepared: Prepared, cnn_config):
-    """Rebuild the trained network of a :class:`helpers.parallel.TrainOutcome`."""
+    """Rebuild the trained network of a :class:`TrainOutcome`."""
     from helpers.models import build_cnn
 
     model = build_cnn(prepared.input_shape, len(prepared.classes), cnn_config)
@@ -242,7 +302,6 @@ def train_cnn(prepared: Prepared, cnn_config, train_config, augment=None, varian
     Returns ``(model, TrainResult)``; the training runs as one job of :func:`train_many` (so an
     identical earlier training is loaded from the run cache, ``TrainResult.cached`` then True).
     """
-    from helpers.parallel import TrainJob
     from helpers.splits import SCORED_SPLITS
 
     splits = tuple(s for s in SCORED_SPLITS if s in prepared.splits)

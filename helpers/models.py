@@ -14,8 +14,7 @@ Input: standardised feature windows of shape ``(n_bins, n_frames, 1)`` (mel band
 coefficients x time frames); the model does no normalisation of its own.
 Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 06_pruning.ipynb,
 07_cam.ipynb, 08_ablation.ipynb, 09_pretrained.ipynb, 10_shipping.ipynb; helpers/ablation.py,
-experiment.py, parallel.py, predict.py, protocol.py, pruning.py, transfer.py, tune_command.py,
-tuning.py.
+experiment.py, predict.py, protocol.py, pruning.py, transfer.py, tune_command.py, tuning.py.
 """
 
 from __future__ import annotations
@@ -144,7 +143,7 @@ def build_cnn(input_shape: tuple[int, int, int], n_classes: int, config: CNNConf
     [+ Dropout]; with no conv block the input is flattened. Compiled with Adam
     (``config.learning_rate``) and categorical cross-entropy on one-hot or soft targets
     (CutMix and mixup give soft labels), metric accuracy.
-    Returns a ``tf_keras.Model``. Used in: helpers/experiment.py, helpers/parallel.py and
+    Returns a ``tf_keras.Model``. Used in: helpers/experiment.py (every training job) and
     helpers/protocol.py, so every CNN the notebooks train is built here; no notebook calls it
     directly (notebook 03 introduces it by name).
     """
@@ -320,10 +319,11 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def _inference_copy(model):
+def inference_copy(model):
     """An uncompiled copy with the same weights, so the saved file holds no optimizer state.
 
     Falls back to ``model`` itself for models ``clone_model`` cannot rebuild (subclassed).
+    Used in: :func:`save_bundle`, :func:`helpers.pruning.keras_file_bytes`.
     """
     import tf_keras as keras
 
@@ -450,7 +450,7 @@ def save_bundle(
     directory.parent.mkdir(parents=True, exist_ok=True)
 
     def fill(tmp: Path) -> None:
-        _inference_copy(model).save(tmp / MODEL_FILE)
+        inference_copy(model).save(tmp / MODEL_FILE)
         write_json(tmp / META_FILE, meta)
         np.savez(tmp / NORMALIZER_FILE, mean=np.asarray(normalizer_mean, dtype=np.float32),
                  std=np.asarray(normalizer_std, dtype=np.float32))

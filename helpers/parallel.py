@@ -1,15 +1,16 @@
-"""Independent trainings spread over processes (or machines) through one ``concurrent.futures`` executor.
+"""Where independent work runs: one process pool (or a Dask cluster) behind ``concurrent.futures``.
 
 The series trains many networks that do not depend on each other: every recipe with every
 seed in both cross-library directions, every augmentation, every cell of the ablation grid.
-Each such training is a :class:`TrainJob`: a worker process builds the network, trains it
-(:func:`helpers.training.fit`) and scores the clips of every split, and sends back the
-weights, the history and the clip probabilities. The parent process keeps the run cache
-(:func:`helpers.experiment.train_many`).
+Each such training is a job (:class:`helpers.experiment.TrainJob`, run by
+:func:`helpers.experiment.run_train_job` in a worker process); the parent process keeps the run
+cache (:func:`helpers.experiment.train_many`). This module knows nothing of what a job does: it
+holds the executors, the thread settings every job runs with, and the pool per-clip work uses.
 
 **Same numbers whatever runs them.** TensorFlow's results depend (slightly) on how many threads
-an op uses, so every job runs with ONE intra-op and one inter-op thread, in a fresh process:
-one worker or two, a local pool or a Dask cluster, the weights and scores are the same.
+an op uses, so every job runs with ONE intra-op and one inter-op thread
+(:func:`configure_threads`), in a fresh process: one worker or two, a local pool or a Dask
+cluster, the weights and scores are the same.
 
 Executors, chosen by :func:`get_executor`:
 
@@ -23,9 +24,8 @@ Per-clip audio work (features, waveform augmentation, perturbed test audio) goes
 local pool through :func:`map_clips`.
 
 Used in: helpers/experiment.py (:func:`helpers.experiment.train_many`), helpers/protocol.py,
-helpers/pruning.py (:func:`helpers.pruning.sweep`), helpers/tuning.py, and through
-:func:`map_clips` helpers/features.py, perturb.py and augment_audio.py; the notebooks reach it
-through these.
+helpers/pruning.py (:func:`helpers.pruning.sweep`), and through :func:`map_clips`
+helpers/features.py, perturb.py and augment_audio.py; the notebooks reach it through these.
 """
 
 from __future__ import annotations
@@ -34,14 +34,6 @@ import atexit
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-
-if TYPE_CHECKING:  # type hints only
-    from helpers.experiment import Prepared
-    from helpers.training import TrainResult
 
 JOB_THREADS = 1  # TensorFlow threads per job: fixed, so every executor gives the same numbers
 DEFAULT_WORKERS = 2  # local processes when HELPERS_WORKERS is not set (see local_workers)
@@ -49,32 +41,6 @@ DEFAULT_WORKERS = 2  # local processes when HELPERS_WORKERS is not set (see loca
 _POOL: ProcessPoolExecutor | None = None
 _POOL_SIZE = 0
 _DASK_CLIENT = None
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """One training: data, network, settings, augmentation, and the splits to score.
-
-    ``waveforms`` (optional) holds extra renderings of the training windows, sampled per epoch
-    (waveform augmentation, see :func:`helpers.training.fit`).
-    """
-
-    prepared: Prepared
-    cnn: Any
-    train: Any
-    augment: Any = None
-    splits: tuple[str, ...] = ()
-    variants: Any = None
-
-
-@dataclass(frozen=True)
-class TrainOutcome:
-    """What a job sends back: weights, the training record, clip probabilities per split."""
-
-    weights: list[np.ndarray]
-    result: TrainResult
-    probs: dict[str, np.ndarray]
-    params: int
 
 
 def one_blas_thread():
@@ -112,35 +78,6 @@ def configure_threads(threads: int = JOB_THREADS) -> None:
         raise RuntimeError(
             f"TensorFlow already runs with {current} threads in this process; a training job "
             f"must run with {threads} (a fresh worker process)") from exc
-
-
-def run_train_job(job: TrainJob) -> TrainOutcome:
-    """Build, train and score one network (runs in a worker process).
-
-    The checkpoint is chosen on ``val`` (early stopping, best weights restored); then every split
-    of ``job.splits`` is scored: window probabilities averaged per clip, in the order of
-    ``job.prepared.splits[split].clips``.
-    """
-    configure_threads()
-    import tf_keras as keras
-
-    from helpers.experiment import split_probabilities
-    from helpers.models import build_cnn, count_params
-    from helpers.training import fit, set_seed
-
-    prepared = job.prepared
-    set_seed(job.train.seed)
-    model = build_cnn(prepared.input_shape, len(prepared.classes), job.cnn)
-    X_train, y_train = prepared.xy("train")
-    X_val, y_val = prepared.xy("val")
-    result = fit(model, X_train, y_train, X_val, y_val, len(prepared.classes), job.train,
-                 augment=job.augment, variants=job.variants)
-    probs = {split: p.astype(np.float32)
-             for split, p in split_probabilities(model, prepared, job.splits).items()}
-    outcome = TrainOutcome(weights=model.get_weights(), result=result, probs=probs,
-                           params=count_params(model))
-    keras.backend.clear_session()
-    return outcome
 
 
 def _init_worker() -> None:

@@ -28,7 +28,8 @@ the windows of many files at once: up to ``batch_files`` files or ``batch_window
 model call (:class:`Predictor`). Keras pays a fixed cost per ``predict`` call, so one call per
 file was most of the time; ``batch_files=1`` keeps that old path measurable
 (``benchmarks/bench_predict.py``). A TFLite model is resized to the batch
-(:class:`TFLiteModel`), and falls back to one window per call when its batch size is fixed.
+(:class:`helpers.tflite.TFLiteModel`), and falls back to one window per call when its batch size
+is fixed.
 The musicnn networks of the ``"transfer"`` kind (alone or in an ensemble) take the patches of a
 whole batch of files at once: each distinct window of their timbral filters is computed once, in
 calls of fixed shape, so that a file's result does not depend on the files beside it
@@ -43,15 +44,14 @@ and the CSV are shared.
 Used in: notebooks/05_tuning.ipynb, 06_pruning.ipynb and 10_shipping.ipynb (run the command in
 a fresh process), notebooks/09_pretrained.ipynb (:class:`CNNClips`, :class:`Predictor`,
 :func:`load_predictor`: the costs of prediction), notebooks/10_shipping.ipynb
-(:func:`cnn_clip_outputs`, :func:`load_predictor`); helpers/cli.py (the command),
-helpers/pruning.py (:class:`TFLiteModel`); benchmarks/bench_predict.py; and by users.
+(:func:`cnn_clip_outputs`, :func:`load_predictor`); helpers/cli.py (the command);
+benchmarks/bench_predict.py; and by users.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from helpers.paths import models_dir
+from helpers.tflite import TFLiteModel
 
 DEFAULT_MODEL_NAME = "instrument_classifier"  # the model notebook 10 ships (make run), in models/
 HEADER = ("path", "top1", "top1_p", "top2", "top2_p", "top3", "top3_p")
@@ -71,95 +72,6 @@ STATUS_UNLIKE = "unlike any class"
 # 50 MB of float32, small next to the model call's fixed cost it saves.
 DEFAULT_BATCH_FILES = 256
 DEFAULT_BATCH_WINDOWS = 1024
-
-
-# ----------------------------------------------------------------------------- TFLite
-
-
-class TFLiteModel:
-    """A TFLite model with a ``predict(X)`` like Keras' (float, dynamic-range or int8 I/O).
-
-    ``max_batch``: at most this many windows per interpreter call. The input tensor is resized
-    to the batch (``resize_tensor_input`` + ``allocate_tensors``) when the model's batch
-    dimension is dynamic; a model with a fixed batch size, or one whose resize fails, runs one
-    window per call (``batching`` is then False). ``max_batch=1`` always runs one window per
-    call (the path before batching).
-    """
-
-    def __init__(self, path: Path, threads: int = 1, max_batch: int = DEFAULT_BATCH_WINDOWS):
-        import tensorflow as tf
-
-        from helpers import native_notices_hidden
-
-        self.path = Path(path)
-        with warnings.catch_warnings(), native_notices_hidden():  # "Created ... XNNPACK delegate"
-            warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter deprecation notice
-            self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
-        self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
-        self.max_batch = max(1, int(max_batch))
-        signature = self._in.get("shape_signature")
-        self.batching = signature is not None and len(signature) > 0 and int(signature[0]) == -1
-        self._batch = int(self._in["shape"][0])
-        self.n_classes = int(self._out["shape"][-1])
-
-    def _quantize(self, X: np.ndarray) -> np.ndarray:
-        scale, zero = self._in["quantization"]
-        if self._in["dtype"] in (np.int8, np.uint8) and scale:
-            info = np.iinfo(self._in["dtype"])
-            return np.clip(np.round(X / scale + zero), info.min, info.max).astype(self._in["dtype"])
-        return X.astype(self._in["dtype"])
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        scale, zero = self._out["quantization"]
-        if self._out["dtype"] in (np.int8, np.uint8) and scale:
-            return (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
-
-    def _resize(self, n: int) -> None:
-        if n != self._batch:
-            shape = [n, *map(int, self._in["shape"][1:])]
-            self.interpreter.resize_tensor_input(self._in["index"], shape, strict=True)
-            self.interpreter.allocate_tensors()
-            self._batch = n
-
-    def _invoke(self, X: np.ndarray) -> np.ndarray:
-        self._resize(len(X))
-        self.interpreter.set_tensor(self._in["index"], self._quantize(X))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._out["index"]))
-
-    def predict_one(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities ``(n_classes,)`` of one window ``(bins, frames, 1)``."""
-        return self._invoke(np.asarray(x, np.float32)[np.newaxis])[0]
-
-    def _predict_batch(self, X: np.ndarray) -> np.ndarray | None:
-        """One call on the whole batch, or None (and ``batching`` off) if the model refuses."""
-        try:
-            probs = self._invoke(X)
-        except (RuntimeError, ValueError):
-            probs = None
-        if probs is None or probs.shape != (len(X), self.n_classes):
-            self.batching = False
-            self._batch = -1  # unknown after a failed resize: the next call resizes to 1
-            return None
-        return probs
-
-    def predict(self, X: np.ndarray, **_: Any) -> np.ndarray:
-        """Probabilities ``(n, n_classes)`` of windows ``(n, bins, frames, 1)``: up to
-        ``max_batch`` windows per interpreter call when the model allows it, else one by one."""
-        X = np.asarray(X, np.float32)
-        if len(X) == 0:
-            return np.zeros((0, self.n_classes), np.float32)
-        parts = []
-        for start in range(0, len(X), self.max_batch):
-            chunk = X[start:start + self.max_batch]
-            probs = self._predict_batch(chunk) if self.batching and len(chunk) > 1 else None
-            if probs is None:
-                probs = np.stack([self.predict_one(x) for x in chunk])
-            parts.append(probs)
-        return np.concatenate(parts)
 
 
 # ----------------------------------------------------------------------------- model kinds

@@ -55,7 +55,7 @@ class CNNRecipe:
 
     ``versions`` (optional) builds extra renderings of the training windows that every epoch
     samples from (waveform augmentation, static CutMix copies): an object with
-    ``build(prepared, seed, progress=True) -> helpers.training.Versions`` and a ``name``.
+    ``build(prepared, seed, progress=True) -> helpers.augment.Versions`` and a ``name``.
     """
 
     name: str
@@ -271,8 +271,7 @@ def evaluate_cnns(recipes: Sequence[CNNRecipe], directions: Sequence, seeds: Seq
     side by side on the executor; cached runs are loaded. ``data`` shares prepared windows
     between calls of one notebook.
     """
-    from helpers.experiment import train_many
-    from helpers.parallel import TrainJob
+    from helpers.experiment import TrainJob, train_many
 
     data = data or PreparedCache(directions)
     plan, jobs = [], []

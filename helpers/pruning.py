@@ -16,7 +16,8 @@ Two traps this module handles:
 
 A pruned model is no smaller in memory (zeros are still stored); it compresses better (gzip)
 and TFLite can quantise it (:func:`to_tflite`, :func:`model_sizes`); TFLite's kernels are dense,
-so pruning alone does not change latency (:func:`compare_latency`). :func:`check_goals` turns
+so pruning alone does not change latency (:func:`helpers.tflite.compare_latency`, which
+notebook 06 imports from here). :func:`check_goals` turns
 the measured numbers into met/missed with margins.
 :func:`prune_folds` prunes the networks of the nested leave-one-library-out folds too, so the
 cost of pruning can be scored cross-library (on each fold's held-out library).
@@ -39,6 +40,10 @@ import pandas as pd
 
 from helpers import native_notices_hidden
 from helpers.plots import new_axes
+from helpers.tflite import (
+    compare_latency,  # noqa: F401  (notebooks/06_pruning.ipynb imports it from here)
+    tflite_predict,
+)
 
 TFLITE_FILE = "model.tflite"
 TFLITE_MODES: tuple[str, ...] = ("float", "dynamic", "int8")
@@ -287,11 +292,11 @@ def keras_file_bytes(model) -> bytes:
     The file a bundle holds (:func:`helpers.models.save_bundle`). Its zip entries are stored
     uncompressed, so zeros still take space; :func:`gzip_size` shows what pruning saves.
     """
-    from helpers.models import _inference_copy
+    from helpers.models import inference_copy
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
-        _inference_copy(model).save(path)
+        inference_copy(model).save(path)
         return path.read_bytes()
 
 
@@ -431,90 +436,7 @@ def save_tflite_bundle(directory: str | Path, tflite: bytes | Mapping[str, bytes
     return {Path(f).stem: directory / f for f in files}
 
 
-# ----------------------------------------------------------------------------- TFLite runs
-
-
-def _interpreter(tflite_bytes: bytes, threads: int):
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter deprecation notice
-        interpreter = tf.lite.Interpreter(model_content=tflite_bytes, num_threads=threads)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def _time_runs(interpreter, X: np.ndarray, n: int, warmup: int) -> np.ndarray:
-    """Milliseconds of ``n`` single-window invocations (after ``warmup`` untimed ones)."""
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    X = np.asarray(X, dtype=np.float32)
-    if len(X) == 0 or n < 1:
-        raise ValueError("need at least one window and n >= 1")
-    scale, zero = inp["quantization"]
-    if inp["dtype"] == np.int8 and scale:
-        X = np.clip(np.round(X / scale + zero), -128, 127)
-    X = X.astype(inp["dtype"])
-    times = []
-    for i in range(warmup + n):
-        start = time.perf_counter()
-        interpreter.set_tensor(inp["index"], X[i % len(X)][None])
-        interpreter.invoke()
-        interpreter.get_tensor(out["index"])
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000.0)
-    return np.asarray(times)
-
-
-def _timing(times: np.ndarray) -> dict:
-    return {"mean_ms": float(times.mean()), "p50_ms": float(np.percentile(times, 50)),
-            "p95_ms": float(np.percentile(times, 95))}
-
-
-def tflite_latency(tflite_bytes: bytes, X: np.ndarray, n: int = 200, threads: int = 1,
-                   warmup: int = 10) -> dict:
-    """Milliseconds per window (``mean_ms``, ``p50_ms``, ``p95_ms``) over ``n`` single-window runs.
-
-    Each run sets one window of ``X`` ``(m, bins, frames, 1)`` (cycled, quantised for int8
-    models), invokes the interpreter on ``threads`` thread(s) and reads the output.
-    """
-    return _timing(_time_runs(_interpreter(tflite_bytes, threads), X, n, warmup))
-
-
-def compare_latency(models: Mapping[str, bytes], X: np.ndarray, n: int = 200, threads: int = 1,
-                    rounds: int = 4, warmup: int = 10) -> pd.DataFrame:
-    """Latency per window of several TFLite models, measured interleaved in the same run.
-
-    Each model gets ``n`` timed single-window runs, split into ``rounds`` rounds that visit
-    the models in turn, so a change of load on a shared machine hits every model alike.
-    Returns one row per model (index: name) with ``mean_ms``, ``p50_ms``, ``p95_ms``, ``n``
-    and ``threads``. Used in: notebooks/06_pruning.ipynb, benchmarks/bench_pruning.py.
-    """
-    if not models:
-        raise ValueError("no TFLite model to time")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    interpreters = {name: _interpreter(blob, threads) for name, blob in models.items()}
-    sizes = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
-    times: dict[str, list[np.ndarray]] = {name: [] for name in models}
-    for r, size in enumerate(sizes):
-        if size == 0:
-            continue
-        for name, interpreter in interpreters.items():
-            times[name].append(_time_runs(interpreter, X, size, warmup if r == 0 else 0))
-    rows = {name: {**_timing(np.concatenate(t)), "n": int(sum(map(len, t))), "threads": threads}
-            for name, t in times.items()}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
-
-
-def tflite_predict(tflite_bytes: bytes, X: np.ndarray) -> np.ndarray:
-    """Window probabilities ``(n, n_classes)`` with :class:`helpers.predict.TFLiteModel`."""
-    from helpers.predict import TFLiteModel
-
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        path = Path(tmp) / TFLITE_FILE
-        path.write_bytes(tflite_bytes)
-        return TFLiteModel(path).predict(X)
+# ----------------------------------------------------------------------------- TFLite scores
 
 
 def tflite_scores(tflite_bytes: bytes, prepared, split: str = "test") -> dict:

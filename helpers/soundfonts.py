@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,10 +33,6 @@ from helpers.sources.libraries import (
     pip_package_dir,
 )
 from helpers.sources.sf2 import read_soundfont
-
-if TYPE_CHECKING:  # type hints only
-    from helpers.demo import DemoConfig
-
 
 # --------------------------------------------------------------------------------------------
 # Which sound stands in for which class (the libraries themselves: helpers.sources.libraries)
@@ -423,12 +418,14 @@ CHORDS: dict[str, tuple[int, ...]] = {
 }
 
 
-def clip_seconds(rng: np.random.Generator, style: str, config: DemoConfig) -> float:
-    """A clip length skewed short like Freesound uploads: log-normal, clipped to the range."""
+def clip_seconds(rng: np.random.Generator, style: str, min_seconds: float,
+                 max_seconds: float) -> float:
+    """A clip length skewed short like Freesound uploads: log-normal, clipped to
+    ``[min_seconds, max_seconds]``."""
     median, spread = {"hit": (0.8, 0.6), "pattern": (3.0, 0.6), "roll": (2.5, 0.6)}.get(
         style, (2.0, 0.8))
     seconds = float(np.exp(rng.normal(np.log(median), spread)))
-    return float(np.clip(seconds, config.min_seconds, config.max_seconds))
+    return float(np.clip(seconds, min_seconds, max_seconds))
 
 
 def lead_in(rng: np.random.Generator, seconds: float) -> float:
@@ -563,13 +560,14 @@ MELODIC_PLANS = {"note": plan_note, "phrase": plan_phrase, "chords": plan_chords
 DRUM_PLANS = {"hit": plan_hit, "pattern": plan_pattern, "roll": plan_roll}
 
 
-def plan_performance(rng: np.random.Generator, label: str, config: DemoConfig,
-                     options: Sequence[VoiceOption]) -> Performance:
+def plan_performance(rng: np.random.Generator, label: str, options: Sequence[VoiceOption], *,
+                     min_seconds: float, max_seconds: float) -> Performance:
     """Pick voice, style, length, notes, tuning and vibrato for one clip of one library.
 
     ``options`` are the library's ways to sound ``label`` (:attr:`Catalogue.options`): a voice
     is drawn by weight among the voices that have one, then one of that voice's options (a drum
-    kit, or a built library's recording), then the style and the notes.
+    kit, or a built library's recording), then the style and the notes. The clip lasts
+    ``min_seconds`` to ``max_seconds`` (:class:`helpers.demo.DemoConfig` holds the demo's).
     """
     if not options:
         raise ValueError(f"no voice plays {label!r} in this library")
@@ -578,7 +576,7 @@ def plan_performance(rng: np.random.Generator, label: str, config: DemoConfig,
     voice = voices[int(rng.choice(len(voices), p=weights / weights.sum()))]
     mine = [o for o in options if o.voice == voice]
     style = str(rng.choice(voice.styles))
-    seconds = clip_seconds(rng, style, config)
+    seconds = clip_seconds(rng, style, min_seconds, max_seconds)
     start = lead_in(rng, seconds)
     span = max(0.05, (seconds - start) * rng.uniform(0.6, 1.0))
     if voice.is_drum:

@@ -5,9 +5,10 @@ restored); the test set is never seen during training. Same seed, same data -> s
 history (op determinism is switched on).
 Used in: notebooks/03_baselines.ipynb, 04_cutmix.ipynb, 05_tuning.ipynb, 07_cam.ipynb,
 08_ablation.ipynb, 09_pretrained.ipynb, 10_shipping.ipynb (:class:`TrainConfig` in all of them,
-:func:`plot_history` in 03, :func:`predict_windows` in 07); helpers/parallel.py and
-helpers/experiment.py (every training), helpers/protocol.py, helpers/pruning.py, helpers/cam.py,
-helpers/augment.py, helpers/augment_audio.py, helpers/tune_command.py.
+:func:`plot_history` in 03, :func:`predict_windows` in 07); helpers/experiment.py (every
+training), helpers/protocol.py, helpers/pruning.py, helpers/cam.py, helpers/tune_command.py.
+Augmentation comes from :mod:`helpers.augment` (on the fly, or as precomputed
+:class:`helpers.augment.Versions` of the training windows).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.augment import Versions, augment_dataset
 from helpers.plots import new_axes
 
 VAL_BATCH_SIZE = 256  # windows per validation batch in :func:`fit`
@@ -125,38 +127,6 @@ def make_dataset(X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int,
     return ds.batch(batch_size).with_options(one_thread_input())
 
 
-@dataclass(frozen=True)
-class Versions:
-    """Several renderings of the same training windows: each epoch draws one per window.
-
-    ``X`` ``(n_versions, n_windows, bins, frames, 1)`` and soft labels ``y``
-    ``(n_versions, n_windows, n_classes)``; version 0 is the original. Waveform augmentation
-    (:mod:`helpers.augment_audio`) and the seed paper's static CutMix copies
-    (:meth:`helpers.augment.StaticCutMix.build`) are both such precomputed versions, so an
-    epoch costs the same as without them.
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    name: str = "versions"
-
-    def __post_init__(self) -> None:
-        if self.X.ndim != 5 or self.y.ndim != 3 or self.X.shape[:2] != self.y.shape[:2]:
-            raise ValueError(f"Versions needs X (versions, windows, bins, frames, 1) and y "
-                             f"(versions, windows, classes); got {self.X.shape} and {self.y.shape}")
-
-    @property
-    def fingerprint(self) -> str:
-        """Hash of the arrays (part of a run's cache key)."""
-        import hashlib
-
-        digest = hashlib.sha256(self.name.encode())
-        for array in (np.ascontiguousarray(self.X, np.float32), np.ascontiguousarray(self.y, np.float32)):
-            digest.update(str(array.shape).encode())
-            digest.update(array.tobytes())
-        return digest.hexdigest()[:20]
-
-
 def versions_dataset(versions: Versions, batch_size: int, seed: int = 0):
     """Shuffled batches where each window comes from one of its versions, drawn anew each epoch.
 
@@ -184,8 +154,8 @@ def fit(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_va
     ``X_*`` are standardised windows ``(n, n_bins, n_frames, 1)``, ``y_*`` int class indices
     ``(n,)``; labels are one-hot encoded here. ``augment`` (a config from ``helpers.augment``
     with ``kind != "none"``) is applied to the shuffled training batches only. ``variants``
-    (:class:`Versions` of the training windows, version 0 = ``X_train``) makes every epoch
-    draw one version per window.
+    (:class:`helpers.augment.Versions` of the training windows, version 0 = ``X_train``) makes
+    every epoch draw one version per window.
     The run is reseeded with ``config.seed`` so shuffling and dropout repeat exactly.
     ``callbacks`` are added to early stopping (e.g. TF-MOT's ``UpdatePruningStep``).
     """
@@ -202,8 +172,6 @@ def fit(model, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_va
         train = make_dataset(X_train, y_train, n_classes, config.batch_size, shuffle=True,
                              seed=config.seed)
     if augment is not None and getattr(augment, "kind", "none") != "none":
-        from helpers.augment import augment_dataset
-
         train = augment_dataset(train, augment, config.seed)
     train = train.prefetch(tf.data.AUTOTUNE)
     # Validation only predicts: bigger batches cost less per window; the loss is the same up

@@ -289,8 +289,7 @@ def evaluate_config(data, config: CNNConfig, train_config) -> dict[str, float]:
     from keras_tuner.errors import FailedTrialError
 
     from helpers.evaluation import clip_metrics
-    from helpers.experiment import train_many
-    from helpers.parallel import TrainJob
+    from helpers.experiment import TrainJob, train_many
     from helpers.splits import SCORED_SPLITS
 
     start = time.perf_counter()

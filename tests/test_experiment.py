@@ -8,9 +8,9 @@ import pytest
 
 import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from helpers.augment import AugmentConfig
-from helpers.experiment import run_key, train_cnn, train_many
+from helpers.experiment import TrainJob, run_key, train_cnn, train_many
 from helpers.models import CNNConfig
-from helpers.parallel import TrainJob, local_pool
+from helpers.parallel import local_pool
 from helpers.paths import cache_dir
 from helpers.training import TrainConfig
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import helpers  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from helpers.experiment import train_many
+from helpers.experiment import TrainJob, train_many
 from helpers.models import CNNConfig
-from helpers.parallel import TrainJob, describe, get_executor, local_pool, local_workers, shutdown
+from helpers.parallel import describe, get_executor, local_pool, local_workers, shutdown
 from helpers.training import TrainConfig
 
 TINY = CNNConfig(conv_filters=(4,), kernel_sizes=(3,), dense_units=(8,), dropout=0.1)

@@ -200,7 +200,7 @@ def _tflite_file(tmp_path, fixed_batch: bool):
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 @pytest.mark.parametrize("fixed_batch", [False, True])
 def test_tflite_batches_windows_or_falls_back_to_one_at_a_time(tmp_path, fixed_batch):
-    from helpers.predict import TFLiteModel
+    from helpers.tflite import TFLiteModel
 
     path = _tflite_file(tmp_path, fixed_batch)
     X = np.random.default_rng(0).normal(size=(11, 8, 8, 1)).astype(np.float32)

@@ -26,7 +26,6 @@ from helpers.pruning import (  # noqa: E402
     assert_sparsity,
     check_goals,
     choose_sparsity,
-    compare_latency,
     count_nonzero,
     gzip_size,
     keras_file_bytes,
@@ -41,12 +40,11 @@ from helpers.pruning import (  # noqa: E402
     schedule_steps,
     sparsity,
     sweep,
-    tflite_latency,
-    tflite_predict,
     tflite_scores,
     tflite_variants,
     to_tflite,
 )
+from helpers.tflite import compare_latency, tflite_latency, tflite_predict  # noqa: E402
 from helpers.training import set_seed  # noqa: E402
 
 # 8 mel bands x 8 frames: 1 + round(0.1625 s * 22050 Hz / 512) = 8

@@ -52,7 +52,8 @@ def test_a_melodic_key_without_a_sample_is_not_offered():
 def test_a_plan_stays_inside_the_instrument_and_the_clip(seed, label):
     library = TWO_SOUNDFONTS[seed % 2]
     options = two_soundfonts().options[library][label]
-    perf = soundfonts.plan_performance(np.random.default_rng(seed), label, TINY, options)
+    perf = soundfonts.plan_performance(np.random.default_rng(seed), label, options,
+                                       min_seconds=TINY.min_seconds, max_seconds=TINY.max_seconds)
     assert TINY.min_seconds <= perf.seconds <= TINY.max_seconds
     assert perf.notes and all(0 <= n.onset < perf.seconds for n in perf.notes)
     assert all(1 <= n.velocity <= 127 for n in perf.notes)

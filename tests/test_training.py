@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass
 
 import matplotlib
@@ -94,14 +92,15 @@ class _FakeAugment:
 
 
 def test_augment_hook_is_applied_to_training_batches_only(monkeypatch):
+    import helpers.training as training
+
     calls = []
 
     def augment_dataset(ds, config, seed):
         calls.append((config, seed, ds.element_spec[1].shape.as_list()))
         return ds
 
-    monkeypatch.setitem(sys.modules, "helpers.augment",
-                        types.SimpleNamespace(augment_dataset=augment_dataset))
+    monkeypatch.setattr(training, "augment_dataset", augment_dataset)  # fit's augmentation
     config = TrainConfig(epochs=1, batch_size=8, seed=3)
     set_seed(0)
     model = build_cnn(SHAPE, 3, TINY)
