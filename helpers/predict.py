@@ -265,14 +265,37 @@ class TransferClips(ClipModel):
         return cls(TransferRecipe.from_dict(meta["recipe"]), arrays, meta["classes"],
                    engine=musicnn_engine)
 
-    def inputs_of_signal(self, y: np.ndarray) -> np.ndarray:
-        """The clip's musicnn patches ``(n_patches, 187, 96)``."""
+    def inputs_of_signal(self, y: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The clip's musicnn patches ``(n_patches, 187, 96)``; when the embedding uses aiSFX,
+        the pair (musicnn patches, aiSFX patches ``(n, 100, 96)``), the latter from ``y``
+        resampled to 44.1 kHz (a file is read at 44.1 kHz directly: :meth:`inputs_of_file`)."""
         from helpers.pretrained import musicnn_frontend, musicnn_patches
 
-        return musicnn_patches(musicnn_frontend(y, self.sample_rate))
+        patches = musicnn_patches(musicnn_frontend(y, self.sample_rate))
+        if not self.recipe.embedding.uses_aisfx:
+            return patches
+        from helpers.pretrained_aisfx import aisfx_frontend, aisfx_patches
 
-    def size_of(self, inputs: np.ndarray) -> int:
-        return len(inputs)
+        return patches, aisfx_patches(aisfx_frontend(y, self.sample_rate))
+
+    def inputs_of_file(self, path: Path):
+        """As :meth:`inputs_of_signal`, reading the file at 16 kHz for musicnn and, when the
+        embedding uses aiSFX, again at its 44.1 kHz (as :func:`helpers.pretrained.clip_embeddings`
+        does, so the shipped model sees what it was trained on)."""
+        from helpers.audio import load_audio
+
+        y = load_audio(path, self.sample_rate, self.max_seconds)
+        if not self.recipe.embedding.uses_aisfx:
+            return self.inputs_of_signal(y)
+        from helpers.pretrained import musicnn_frontend, musicnn_patches
+        from helpers.pretrained_aisfx import SAMPLE_RATE, aisfx_frontend, aisfx_patches
+
+        y44 = load_audio(path, SAMPLE_RATE, self.max_seconds)
+        return (musicnn_patches(musicnn_frontend(y, self.sample_rate)),
+                aisfx_patches(aisfx_frontend(y44, SAMPLE_RATE)))
+
+    def size_of(self, inputs) -> int:
+        return len(inputs[0] if isinstance(inputs, tuple) else inputs)
 
     def predict(self, inputs: Sequence[np.ndarray], features: bool = False) -> ClipOutputs:
         """The ``"fast"`` engine embeds all the clips at once, in calls of fixed shape, so a
@@ -283,11 +306,15 @@ class TransferClips(ClipModel):
         from helpers.transfer import head_inputs, head_probabilities
 
         embedding = self.recipe.embedding
+        inputs = list(inputs)
+        musicnn = [x[0] if isinstance(x, tuple) else x for x in inputs]
+        aisfx = [x[1] for x in inputs] if embedding.uses_aisfx else None
         if self.engine == "fast":
-            X = embed_patches(list(inputs), embedding, engine="fast")
+            X = embed_patches(musicnn, embedding, engine="fast", aisfx_patches=aisfx)
         else:
-            X = np.concatenate([embed_patches([patches], embedding, self.batch_patches)
-                                for patches in inputs])
+            X = np.concatenate([embed_patches([m], embedding, self.batch_patches,
+                                              aisfx_patches=None if aisfx is None else [a])
+                                for m, a in zip(musicnn, aisfx or [None] * len(musicnn))])
         X = X[:, self.recipe.columns()]
         return ClipOutputs(head_probabilities(self.arrays, X),
                            head_inputs(self.arrays, X) if features else None)

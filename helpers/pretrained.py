@@ -81,7 +81,9 @@ VGG_OUTPUTS: tuple[str, ...] = ("taggram", "pool1", "pool2", "pool3", "pool4", "
 VECTOR_WIDTHS: dict[str, dict[str, int]] = {
     "musicnn": {"mean_pool": 753, "max_pool": 753, "penultimate": 200, "taggram": 50},
     "vgg": {"taggram": 50},
+    "aisfx": {"embedding": 512},  # helpers.pretrained_aisfx's 512-wide patch embedding
 }
+AISFX = "aisfx"  # the sound-effects network of helpers.pretrained_aisfx, as a model name here
 
 EMBEDDINGS_VERSION = 2  # bump when the extraction code changes what it writes (2: the fast engine)
 
@@ -95,7 +97,10 @@ def _check_name(name: str) -> str:
 
 
 def architecture(name: str) -> str:
-    """``"musicnn"`` or ``"vgg"``: the network family of model ``name``."""
+    """``"musicnn"``, ``"vgg"`` or ``"aisfx"``: the network family of model ``name`` (one of
+    :data:`MUSICNN_MODELS`, or :data:`AISFX`)."""
+    if name == AISFX:
+        return "aisfx"
     return "vgg" if _check_name(name).endswith("_vgg") else "musicnn"
 
 
@@ -743,10 +748,13 @@ class EmbeddingConfig:
     """Every parameter that shapes a clip embedding (and so its cache key).
 
     The embedding is, for each model in ``models`` and each ``(output, statistic)`` in
-    ``pooling``, that per-patch output reduced over the clip's patches by the statistic
-    (``"mean"`` or ``"max"``; every patch counts once, including a clip's last patch that
-    overlaps the one before), all concatenated in that order. Outputs must be per-patch vectors:
-    ``mean_pool``, ``max_pool``, ``penultimate``, ``taggram`` (VGG models: ``taggram`` only).
+    ``pooling`` that the model has, that per-patch output reduced over the clip's patches by
+    the statistic (``"mean"`` or ``"max"``; every patch counts once, including a clip's last
+    patch that overlaps the one before), all concatenated in that order. Outputs are per-patch
+    vectors: ``mean_pool``, ``max_pool``, ``penultimate``, ``taggram`` (musicnn; VGG models:
+    ``taggram`` only) and ``embedding`` (:data:`AISFX`, the aiSFX network of
+    :mod:`helpers.pretrained_aisfx`, on its own 2.3-s patches at 44.1 kHz). Every model must
+    have at least one of the pooled outputs, and every pooled output some model.
     Clips are cut at ``max_seconds`` (like :class:`helpers.features.FeatureConfig`).
     """
 
@@ -763,22 +771,34 @@ class EmbeddingConfig:
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"EmbeddingConfig.max_seconds must be positive or None, "
                              f"not {self.max_seconds}")
+        for output, stat in self.pooling:
+            if stat not in ("mean", "max"):
+                raise ValueError(f"EmbeddingConfig: statistic must be 'mean' or 'max', not {stat!r}")
+            if not any(output in VECTOR_WIDTHS[architecture(m)] for m in self.models):
+                raise ValueError(f"EmbeddingConfig: no model of {list(self.models)} has a "
+                                 f"per-patch vector {output!r}")
         for model in self.models:
             widths = VECTOR_WIDTHS[architecture(model)]
-            for output, stat in self.pooling:
-                if output not in widths:
-                    raise ValueError(f"EmbeddingConfig: {model} has no per-patch vector "
-                                     f"{output!r}; choose among {list(widths)}")
-                if stat not in ("mean", "max"):
-                    raise ValueError(f"EmbeddingConfig: statistic must be 'mean' or 'max', "
-                                     f"not {stat!r}")
+            if not any(output in widths for output, _ in self.pooling):
+                raise ValueError(f"EmbeddingConfig: {model} has none of the pooled outputs "
+                                 f"{sorted({o for o, _ in self.pooling})}; choose among {list(widths)}")
+
+    def outputs_of(self, model: str) -> tuple[tuple[str, str], ...]:
+        """The ``(output, statistic)`` pairs of ``pooling`` that ``model`` has, in order."""
+        widths = VECTOR_WIDTHS[architecture(model)]
+        return tuple((o, s) for o, s in self.pooling if o in widths)
+
+    @property
+    def uses_aisfx(self) -> bool:
+        """Whether the aiSFX network is one of the models (its patches are cut at 44.1 kHz)."""
+        return AISFX in self.models
 
     def blocks(self) -> list[tuple[str, str, str, slice]]:
         """``(model, output, statistic, columns)`` of each part of the embedding, in order."""
         out, start = [], 0
         for model in self.models:
             widths = VECTOR_WIDTHS[architecture(model)]
-            for output, stat in self.pooling:
+            for output, stat in self.outputs_of(model):
                 out.append((model, output, stat, slice(start, start + widths[output])))
                 start += widths[output]
         return out
@@ -829,15 +849,24 @@ class ClipEmbeddings:
 
 
 def _weights_fingerprint(models: Sequence[str]) -> list:
-    """What identifies the installed checkpoints: musicnn's version and each data file's size."""
+    """What identifies the installed checkpoints: musicnn's version and each data file's size
+    (aiSFX: its version and its checkpoint's size, when it is one of ``models``)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        release = version("musicnn")
-    except PackageNotFoundError:
-        release = None
-    data = [checkpoint_dir(m) / ".data-00000-of-00001" for m in models]
-    return [release, [[m, p.stat().st_size if p.is_file() else None] for m, p in zip(models, data)]]
+    def release(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    nets = [m for m in models if m != AISFX]
+    data = [checkpoint_dir(m) / ".data-00000-of-00001" for m in nets]
+    out = [release("musicnn"), [[m, p.stat().st_size if p.is_file() else None] for m, p in zip(nets, data)]]
+    if AISFX in models:  # only then, so that musicnn-only keys stay what they were
+        from helpers.pretrained_aisfx import checkpoint_path
+
+        out.append([AISFX, release("aisfx"), checkpoint_path().stat().st_size])
+    return out
 
 
 CACHE_PREFIX = "embeddings-musicnn"
@@ -852,12 +881,20 @@ def _cache_key(clips: pd.DataFrame, config: EmbeddingConfig) -> str:
                          clips=cache.clip_fingerprint(clips))
 
 
+def _per_model(config: EmbeddingConfig) -> dict[str, EmbeddingConfig]:
+    """One single-model config per model of ``config``: the cache holds each model's columns
+    under its own key, so a config that adds or drops a network reuses the others' entries."""
+    return {m: EmbeddingConfig(models=(m,), pooling=config.outputs_of(m), max_seconds=config.max_seconds)
+            for m in config.models}
+
+
 def embeddings_cached(clips: pd.DataFrame, config: EmbeddingConfig | None = None) -> bool:
     """Whether :func:`clip_embeddings` would load these embeddings from the cache (a notebook
     can then say whether its timing measured extraction or loading)."""
     from helpers import cache
 
-    return cache.entry_path(_cache_key(clips, config or EmbeddingConfig()), CACHE_PREFIX).is_file()
+    return all(cache.entry_path(_cache_key(clips, c), CACHE_PREFIX).is_file()
+               for c in _per_model(config or EmbeddingConfig()).values())
 
 
 def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
@@ -870,18 +907,31 @@ def clip_embeddings(clips: pd.DataFrame, config: EmbeddingConfig | None = None,
     fast engine of :func:`embed_patches` (as ``predict`` runs them: a clip's values do not depend
     on the clips beside it, so neither on the batch nor on the order). Unreadable clips are skipped
     with one warning that counts them; they are listed in ``ClipEmbeddings.skipped``. Results
-    are cached under a key of the config, the checkpoints and the clip list.
+    are cached per model (its columns under a key of its pooling, the checkpoints and the clip
+    list), so a config that combines networks differently computes only the missing ones.
     Used in: notebooks/09_pretrained.ipynb, notebooks/10_shipping.ipynb.
     """
     from helpers import cache
 
     config = config or EmbeddingConfig()
-    key = _cache_key(clips, config)
-    cached = cache.load(key, prefix=CACHE_PREFIX) if use_cache else None
-    if cached is None:
-        cached = _embed(clips, config, progress, batch_patches)
-        if use_cache:
-            cache.save(key, cached, prefix=CACHE_PREFIX)
+    parts = _per_model(config)
+    stored = {m: cache.load(_cache_key(clips, c), prefix=CACHE_PREFIX) if use_cache else None
+              for m, c in parts.items()}
+    missing = tuple(m for m in config.models if stored[m] is None)
+    if missing:
+        pooling = tuple(p for p in config.pooling if any(p in config.outputs_of(m) for m in missing))
+        joint = EmbeddingConfig(models=missing, pooling=pooling, max_seconds=config.max_seconds)
+        fresh = _embed(clips, joint, progress, batch_patches)
+        for m in missing:
+            columns = np.concatenate([np.arange(c.start, c.stop) for b, _, _, c in joint.blocks() if b == m])
+            stored[m] = {**fresh, "X": fresh["X"][:, columns]}
+            if use_cache:
+                cache.save(_cache_key(clips, parts[m]), stored[m], prefix=CACHE_PREFIX)
+    first = stored[config.models[0]]
+    if any(not np.array_equal(stored[m]["rows"], first["rows"]) for m in config.models):
+        raise RuntimeError("the cached embeddings of the networks cover different clips (a clip became "
+                           "readable or unreadable since); call clip_embeddings(..., use_cache=False)")
+    cached = {**first, "X": np.concatenate([stored[m]["X"] for m in config.models], axis=1)}
     skipped = pd.DataFrame({"fname": cached["skipped_fname"], "reason": cached["skipped_reason"]})
     if len(skipped):
         examples = "; ".join(f"{f}: {r}" for f, r in skipped.head(3).itertuples(index=False))
@@ -901,10 +951,14 @@ def _pool(values: np.ndarray, counts: np.ndarray, stat: str) -> np.ndarray:
 
 
 def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
-                  batch_patches: int = 16, engine: str = "keras") -> np.ndarray:
+                  batch_patches: int = 16, engine: str = "keras",
+                  aisfx_patches: list[np.ndarray] | None = None) -> np.ndarray:
     """Pooled embeddings ``(len(patches), config.dim)`` of clips given by their patches
-    (:func:`musicnn_patches` of each clip): what :func:`clip_embeddings` stores, for audio in
-    memory.
+    (:func:`musicnn_patches` of each clip; with :data:`AISFX` among the models, also
+    ``aisfx_patches``: :func:`helpers.pretrained_aisfx.aisfx_patches` of each clip at 44.1 kHz):
+    what :func:`clip_embeddings` stores, for audio in memory. The aiSFX network runs each
+    clip's patches in calls of their own (``batch_patches`` at a time), with either engine, so
+    a clip's values do not depend on the clips beside it.
 
     ``engine`` (:data:`MUSICNN_ENGINES`): ``"keras"`` runs the Keras models on all the patches,
     ``batch_patches`` per call (a patch's values then change in their last float digits with
@@ -914,12 +968,24 @@ def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
     Used in: :func:`clip_embeddings`, helpers.predict (the transfer model kind)."""
     if engine not in MUSICNN_ENGINES:
         raise ValueError(f"unknown musicnn engine {engine!r}; choose one of {MUSICNN_ENGINES}")
+    if config.uses_aisfx and (aisfx_patches is None or len(aisfx_patches) != len(patches)):
+        raise ValueError("embed_patches: the embedding uses aiSFX, so give aisfx_patches, one "
+                         "array per clip")
     counts = np.array([len(p) for p in patches])
-    stacked = np.concatenate(patches)
+    stacked = np.concatenate(patches) if any(m != AISFX for m in config.models) else None
     shared = None  # the distinct frames and windows, found once for every network
     blocks = []
     for model in config.models:
-        wanted = tuple(dict.fromkeys(output for output, _ in config.pooling))
+        pooling = config.outputs_of(model)
+        wanted = tuple(dict.fromkeys(output for output, _ in pooling))
+        if model == AISFX:
+            from helpers.pretrained_aisfx import aisfx_outputs
+
+            emb = np.concatenate([aisfx_outputs(p, wanted, batch_size=batch_patches)["embedding"]
+                                  for p in aisfx_patches])
+            n = np.array([len(p) for p in aisfx_patches])
+            blocks += [_pool(emb, n, stat) for _, stat in pooling]
+            continue
         if engine == "keras":
             out = musicnn_outputs(stacked, model, outputs=wanted, batch_size=batch_patches)
         elif architecture(model) == "musicnn":
@@ -930,7 +996,7 @@ def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
             parts = [musicnn_outputs(p, model, outputs=wanted, batch_size=batch_patches)
                      for p in patches]
             out = {k: np.concatenate([part[k] for part in parts]) for k in wanted}
-        blocks += [_pool(out[output], counts, stat) for output, stat in config.pooling]
+        blocks += [_pool(out[output], counts, stat) for output, stat in pooling]
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
@@ -941,11 +1007,19 @@ def _embed(clips: pd.DataFrame, config: EmbeddingConfig, progress: bool,
 
     rows, n_patches, X, bad_f, bad_r = [], [], [], [], []
     pending: list[np.ndarray] = []  # patches of clips not yet run through the models
+    pending_aisfx: list[np.ndarray] = []  # ... and their aiSFX patches, when the config has it
+    aisfx = None
+    if config.uses_aisfx:
+        from helpers import pretrained_aisfx as aisfx
     items = enumerate(clips[["fname", "path"]].itertuples(index=False))
-    for i, (fname, path) in progress_bar(items, total=len(clips), desc="musicnn embeddings",
+    desc = " + ".join(dict.fromkeys("aiSFX" if m == AISFX else "musicnn" for m in config.models))
+    for i, (fname, path) in progress_bar(items, total=len(clips), desc=f"{desc} embeddings",
                                          disable=not progress, unit="clip"):
         try:
             y = load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=config.max_seconds)
+            if aisfx is not None:
+                y44 = load_audio(path, sample_rate=aisfx.SAMPLE_RATE, max_seconds=config.max_seconds)
+                pending_aisfx.append(aisfx.aisfx_patches(aisfx.aisfx_frontend(y44, aisfx.SAMPLE_RATE)))
         except AudioError as exc:
             bad_f.append(fname)
             bad_r.append(exc.problem)
@@ -954,10 +1028,12 @@ def _embed(clips: pd.DataFrame, config: EmbeddingConfig, progress: bool,
         rows.append(i)
         n_patches.append(len(pending[-1]))
         if sum(map(len, pending)) >= batch_patches:
-            X.append(embed_patches(pending, config, batch_patches, engine="fast"))
-            pending = []
+            X.append(embed_patches(pending, config, batch_patches, engine="fast",
+                                   aisfx_patches=pending_aisfx if aisfx is not None else None))
+            pending, pending_aisfx = [], []
     if pending:
-        X.append(embed_patches(pending, config, batch_patches, engine="fast"))
+        X.append(embed_patches(pending, config, batch_patches, engine="fast",
+                               aisfx_patches=pending_aisfx if aisfx is not None else None))
     return {
         "X": np.concatenate(X) if X else np.zeros((0, config.dim), np.float32),
         "rows": np.array(rows, dtype=np.int64),

@@ -35,7 +35,7 @@ notebooks/10_shipping.ipynb (:class:`TransferRecipe`, :func:`evaluate_transfer`,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,16 @@ class TransferRecipe:
     def columns(self) -> np.ndarray:
         """Column indices of the embedding the head reads."""
         return block_columns(self.embedding, self.blocks)
+
+    def narrowed(self) -> TransferRecipe:
+        """The same recipe on an embedding of only the networks its blocks read: what a model
+        to ship needs computed (the head reads the same features, in the same order)."""
+        blocks = self.blocks or blocks_of(self.embedding)
+        used = tuple(m for m in self.embedding.models if any(b[0] == m for b in blocks))
+        pooling = tuple(p for p in self.embedding.pooling if any(tuple(b[1:]) == p for b in blocks))
+        embedding = replace(self.embedding, models=used, pooling=pooling)
+        return replace(self, embedding=embedding, blocks=None if self.blocks is None and
+                       len(used) == len(self.embedding.models) and pooling == self.embedding.pooling else blocks)
 
     def features(self, embeddings: ClipEmbeddings) -> np.ndarray:
         """The head's input for every clip of ``embeddings``, ``(n_clips, n_features)``."""
@@ -421,7 +431,8 @@ def save_transfer_bundle(directory, recipe: TransferRecipe, pipeline, *, calibra
     pretrained networks it needs, optional temperature and OOD detector) and ``head.npz``.
 
     ``python -m helpers predict`` runs it offline: the musicnn checkpoints ship inside the
-    ``musicnn`` wheel (``pip install --no-deps "musicnn>=0.1,<0.2"``). Written atomically.
+    ``musicnn`` wheel (``pip install --no-deps "musicnn>=0.1,<0.2"``), aiSFX's (when the
+    embedding uses it) inside the ``aisfx`` wheel. Written atomically.
     Used in: notebooks/10_shipping.ipynb.
     """
     from helpers.files import atomic_folder, write_json
@@ -432,7 +443,9 @@ def save_transfer_bundle(directory, recipe: TransferRecipe, pipeline, *, calibra
     entries, ood_arrays = calibration_meta(calibration, ood, n_classes=len(classes))
     meta = {"kind": "transfer", "classes": classes, "recipe": recipe.to_dict(),
             "pretrained": {"package": "musicnn", "install": 'pip install --no-deps "musicnn>=0.1,<0.2"',
-                           "networks": list(recipe.embedding.models)},
+                           "networks": list(recipe.embedding.models),
+                           **({"also": "aisfx", "install_also": 'pip install --no-deps "aisfx>=0.1.2,<0.2"'}
+                              if recipe.embedding.uses_aisfx else {})},
             "head_file": HEAD_FILE, "extra": dict(extra or {}), **entries}
 
     def fill(tmp: Path) -> None:

@@ -310,3 +310,48 @@ def test_clip_embedding_pools_the_patch_embeddings():
     clip = A.aisfx_clip_embedding(y, sr)
     assert clip.shape == (2 * A.EMBEDDING_DIM,)
     np.testing.assert_allclose(clip, A.pool_patches(per_patch), rtol=1e-6)
+
+
+# --- beside musicnn in one clip embedding (helpers.pretrained) --------------------------------
+
+BESIDE = ("MTT_musicnn", "aisfx")
+BESIDE_POOLING = (("taggram", "mean"), ("embedding", "mean"), ("embedding", "max"))
+
+
+@needs_aisfx
+def test_a_clip_embedding_holds_aisfx_beside_musicnn_and_predict_computes_the_same(tmp_path):
+    """clip_embeddings reads each clip at 44.1 kHz for aiSFX and pools its patch embeddings as
+    aisfx_clip_embedding does; a transfer bundle's TransferClips gives the same vectors."""
+    import pandas as pd
+    import soundfile as sf
+
+    from helpers import pretrained as P
+    from helpers.predict import TransferClips
+    from helpers.transfer import TransferHead, TransferRecipe
+
+    config = P.EmbeddingConfig(models=BESIDE, pooling=BESIDE_POOLING, max_seconds=4.0)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, seconds in enumerate((3.5, 1.0)):  # the second is shorter than one aiSFX patch
+        t = np.arange(int(seconds * 22050)) / 22050
+        y = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.01 * rng.standard_normal(len(t))
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], y.astype(np.float32), 22050)
+    clips = pd.DataFrame({"fname": [p.name for p in paths], "path": [str(p) for p in paths]})
+    emb = P.clip_embeddings(clips, config, use_cache=False, progress=False)
+    assert emb.X.shape == (2, config.dim) and np.all(np.isfinite(emb.X))
+    from helpers.audio import load_audio
+
+    for row, path in enumerate(paths):
+        y44 = load_audio(path, sample_rate=A.SAMPLE_RATE, max_seconds=4.0)
+        expected = A.aisfx_clip_embedding(y44, A.SAMPLE_RATE)
+        np.testing.assert_allclose(emb.block("aisfx", "embedding", "mean")[row], expected[:512], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(emb.block("aisfx", "embedding", "max")[row], expected[512:], rtol=1e-5, atol=1e-6)
+    recipe = TransferRecipe("logistic on MTT + aiSFX", config, TransferHead(C=1.0))
+    model = TransferClips(recipe, arrays={}, classes=["a", "b"])
+    inputs = [model.inputs_of_file(p) for p in paths]
+    assert all(isinstance(x, tuple) and len(x) == 2 for x in inputs)
+    X = P.embed_patches([x[0] for x in inputs], config, engine="fast", aisfx_patches=[x[1] for x in inputs])
+    np.testing.assert_allclose(X, emb.X, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="give aisfx_patches"):
+        P.embed_patches([x[0] for x in inputs], config, engine="fast")

@@ -262,12 +262,22 @@ def test_embedding_config_is_validated_and_sized():
     assert SMALL.dim == 50 + 753
     as_lists = P.EmbeddingConfig(models=["MTT_musicnn"], pooling=[["taggram", "mean"], ["max_pool", "max"]])
     assert as_lists == SMALL and hash(as_lists) == hash(SMALL)
-    with pytest.raises(ValueError, match="no per-patch vector 'timbral'"):
+    with pytest.raises(ValueError, match="no model of .* has a per-patch vector 'timbral'"):
         P.EmbeddingConfig(pooling=(("timbral", "mean"),))
     with pytest.raises(ValueError, match="'mean' or 'max', not 'median'"):
         P.EmbeddingConfig(pooling=(("taggram", "median"),))
-    with pytest.raises(ValueError, match="MTT_vgg has no per-patch vector 'mean_pool'"):
+    with pytest.raises(ValueError, match="MTT_vgg has none of the pooled outputs"):
+        P.EmbeddingConfig(models=("MTT_musicnn", "MTT_vgg"), pooling=(("mean_pool", "mean"),))
+    # each model pools the outputs it has: a VGG network only its taggram, aiSFX its embedding
+    with pytest.raises(ValueError, match=r"no model of \['MTT_vgg'\] has a per-patch vector 'mean_pool'"):
         P.EmbeddingConfig(models=("MTT_vgg",))
+    vgg = P.EmbeddingConfig(models=("MTT_musicnn", "MTT_vgg"))
+    assert [b[:3] for b in vgg.blocks() if b[0] == "MTT_vgg"] == [("MTT_vgg", "taggram", "mean")]
+    both = P.EmbeddingConfig(models=("MTT_musicnn", P.AISFX),
+                             pooling=(("taggram", "mean"), ("embedding", "mean"), ("embedding", "max")))
+    assert [(m, o, s) for m, o, s, _ in both.blocks()] == [
+        ("MTT_musicnn", "taggram", "mean"), (P.AISFX, "embedding", "mean"), (P.AISFX, "embedding", "max")]
+    assert both.dim == 50 + 2 * 512 and both.uses_aisfx and not SMALL.uses_aisfx
 
 
 def test_embeddings_align_with_clips_and_skip_bad_files(clip_files, tmp_path):

@@ -307,3 +307,21 @@ def test_a_neighbour_in_a_library_that_shares_the_clips_recording_does_not_count
     assert as_sets == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="one entry per clip"):
         cross_library_neighbours(X, labels, libraries, shares=shares[:2])
+
+
+def test_a_narrowed_recipe_reads_the_same_features_from_only_the_networks_it_needs():
+    from helpers.pretrained import AISFX, DEFAULT_POOLING
+
+    wide = EmbeddingConfig(models=("MTT_musicnn", "MSD_musicnn", AISFX),
+                           pooling=DEFAULT_POOLING + (("embedding", "mean"), ("embedding", "max")))
+    X = np.arange(3 * wide.dim, dtype=np.float32).reshape(3, wide.dim)
+    for models in (["MTT_musicnn"], ["MTT_musicnn", "MSD_musicnn"], [AISFX]):
+        recipe = TransferRecipe("r", wide, TransferHead(C=1.0), blocks_of(wide, models=models))
+        narrow = recipe.narrowed()
+        assert narrow.embedding.models == tuple(models)
+        assert not narrow.embedding.uses_aisfx or models == [AISFX]
+        # the narrow embedding's columns, read by the narrow recipe, are the wide recipe's features
+        narrow_X = np.concatenate([X[:, block_columns(wide, [b])] for b in blocks_of(narrow.embedding)], axis=1)
+        np.testing.assert_array_equal(narrow_X[:, narrow.columns()], X[:, recipe.columns()])
+    whole = TransferRecipe("all", wide, TransferHead(C=1.0))
+    assert whole.narrowed() == whole
