@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("models", "networks, how they are trained and fed, and what a saved model carries",
      ("models", "training", "augment", "augment_audio", "calibration", "tflite")),
     ("evaluation", "scoring, comparing, and the protocol every chapter follows",
-     ("evaluation", "stats", "experiment", "protocol")),
+     ("evaluation", "stats", "experiment", "protocol", "unknowns")),
     ("chapters", "one topic of a notebook each",
      ("tuning", "pruning", "cam", "ablation", "perturb", "pretrained", "pretrained_aisfx",
       "transfer")),
