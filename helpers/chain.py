@@ -1,26 +1,34 @@
 """The notebook chain: every numbered notebook, in order, executed with papermill.
 
-``python -m helpers chain --profile full|smoke [--from NN]`` is what ``make run`` and the
-tests use. Each notebook's ``parameters`` cell holds the FULL profile as defaults (what a
-student gets in JupyterLab) and ``profile = "full"``; the cell after it calls
-:func:`apply_profile`, so the smoke values live in ONE place (:data:`PROFILES`) and mean the
-same whether the chain injects ``profile = "smoke"`` or a student types it in JupyterLab.
-The chain passes only ``profile`` (and ``dataset``/``subset``/``verified_only`` overrides) to
-the notebooks that declare them. Executed copies go to ``executed/`` (git-ignored), each beside
-its kernel's stderr (``NN_name.kernel.log``, :func:`kernel_log_path`), so that the chain's own
-log holds only its lines.
+``python -m helpers chain --profile full|smoke [--from NN] [--to NN]`` is what ``make run`` and
+the tests use. Each notebook's ``parameters`` cell holds the FULL profile's values: what a student
+gets in JupyterLab, and what the chain runs with ``--profile full``. Any other profile is ONE table,
+:data:`PROFILES`: the chain passes each notebook, as papermill parameters, the values of that table
+for the names its ``parameters`` cell declares (:func:`notebook_parameters`), and papermill writes
+them into a cell after the ``parameters`` cell; the notebooks know nothing of profiles. The chain
+also chooses where a profile's run writes (:func:`profile_output`): a smoke run's figures,
+results, models and executed copies go to ``build/smoke/``, set as ``HELPERS_OUTPUT_DIR`` for the
+chain and the kernels it starts. To run one chapter with the smoke values:
+``python -m helpers chain --profile smoke --from 04 --to 04``. Executed copies go to
+``executed/`` (git-ignored), each beside its kernel's stderr (``NN_name.kernel.log``,
+:func:`kernel_log_path`), so that the chain's own log holds only its lines.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from helpers.environment import describe as describe_environment
 from helpers.files import write_json
-from helpers.paths import executed_dir, notebooks_dir, results_dir, use_profile_output
+from helpers.paths import executed_dir, notebooks_dir, profile_output_dir, results_dir
 
-# Overrides per profile. "full" is the notebooks' own defaults.
+# The parameters of each profile, injected by papermill into every notebook that declares them
+# (a name no notebook declares is caught by tests/test_notebooks.py). "full" is the notebooks'
+# own parameters cells.
 PROFILES: dict[str, dict] = {
     "full": {},
     "smoke": {
@@ -65,38 +73,47 @@ def chain_notebooks(start: str | None = None, stop: str | None = None) -> list[P
 
 
 def notebook_parameters(path: Path, profile: str, overrides: dict | None = None) -> dict:
-    """``profile`` plus ``overrides`` (e.g. dataset/subset), limited to what ``path`` declares.
-
-    The profile's own values are applied inside the notebook by :func:`apply_profile`.
+    """The papermill parameters of notebook ``path`` in a run of ``profile``: the values of
+    :data:`PROFILES` and ``overrides`` (e.g. dataset/subset; they win) for the names its
+    ``parameters`` cell declares, and no other (papermill would inject any name it is given).
     """
     import papermill as pm
 
+    if profile not in PROFILES:
+        raise ChainError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
     declared = pm.inspect_notebook(str(path))
-    values = {"profile": profile, **(overrides or {})}
+    values = {**PROFILES[profile], **(overrides or {})}
     return {k: v for k, v in values.items() if k in declared}
 
 
-def apply_profile(profile: str, namespace: dict, quiet: bool = False) -> None:
-    """Set the knobs of ``profile`` that ``namespace`` (a notebook's ``globals()``) defines.
-
-    Every notebook calls it right after its ``parameters`` cell. ``"full"`` changes nothing (the
-    parameters cell holds the full values); ``"smoke"`` shrinks epochs, seeds, trials, ... to the
-    values in :data:`PROFILES`, and prints what it changed. Used in: every notebook.
+@contextmanager
+def profile_output(profile: str) -> Iterator[Path | None]:
+    """Run the block with the output root of ``profile`` (:func:`helpers.paths.profile_output_dir`):
+    ``HELPERS_OUTPUT_DIR`` set for the chain's process, hence for every kernel (and its workers)
+    it starts, and taken away again afterwards. Yields that folder, or None when the output root
+    stays as it is (the full profile, or a place the user's ``HELPERS_OUTPUT_DIR`` names).
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    changed = {k: (namespace[k], v) for k, v in PROFILES[profile].items()
-               if k in namespace and namespace[k] != v}
-    for knob, (_, new) in changed.items():
-        namespace[knob] = new
-    folder = use_profile_output(profile)
-    if changed and not quiet:
-        print(f"{profile} profile: " + ", ".join(f"{k} {old!r} -> {new!r}"
-                                                  for k, (old, new) in changed.items()))
-    if folder is not None and not quiet:
-        print(f"{profile} profile: figures, results and models go to {folder} (the full run's stay "
-              f"as they are); a chapter that loads an earlier one's model or choice reads it there "
-              f"too, so run the earlier chapters with this profile first")
+    folder = profile_output_dir(profile)
+    if folder is None:
+        yield None
+        return
+    os.environ["HELPERS_OUTPUT_DIR"] = str(folder)  # only ever set here when it was unset
+    try:
+        yield folder
+    finally:
+        os.environ.pop("HELPERS_OUTPUT_DIR", None)
+
+
+def _record_profile(executed: Path, profile: str) -> None:
+    """Name the profile in the executed copy's metadata beside the parameters papermill recorded
+    (``metadata.papermill.parameters.profile``; no notebook declares it, so it is not injected):
+    :mod:`helpers.book` names each chapter's run by it."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    recorded = nb.metadata.setdefault("papermill", {}).setdefault("parameters", {})
+    recorded["profile"] = profile
+    nbformat.write(nb, executed)
 
 
 # ipykernel logs a warning at every start that its TCP ports are not encrypted. The chain's
@@ -143,7 +160,9 @@ def _log_tail(log_path: Path, lines: int = 5) -> str:
 
 def run_notebook(path: Path, profile: str, progress: bool = True,
                  overrides: dict | None = None) -> float:
-    """Execute one notebook into ``executed/``; returns seconds. Raises :class:`ChainError`."""
+    """Execute one notebook into ``executed/`` with the parameters of ``profile``
+    (:func:`notebook_parameters`) and that profile's output root (:func:`profile_output`);
+    returns seconds. Raises :class:`ChainError`."""
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -152,29 +171,33 @@ def run_notebook(path: Path, profile: str, progress: bool = True,
 
     mode = progress_mode() if progress else "off"  # papermill's per-cell bar
     bar = log_kwargs() if mode == "log" else mode == "bar"
-    out = executed_dir() / path.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    log_path = kernel_log_path(path)
-    log_path.write_bytes(b"")  # this run's kernel only
+    parameters = notebook_parameters(path, profile, overrides)
     start = time.perf_counter()
-    try:
-        pm.execute_notebook(str(path), str(out), parameters=notebook_parameters(path, profile, overrides),
-                            cwd=str(path.parent), progress_bar=bar, kernel_name="python3",
-                            extra_arguments=list(KERNEL_ARGUMENTS),
-                            kernel_manager_class=_logged_kernel_manager(log_path))
-    except PapermillExecutionError as exc:
-        first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
-        raise ChainError(
-            f"{path.name} failed in the cell starting {first_line!r} (execution count "
-            f"{exc.exec_count}, cell {exc.cell_index} of the executed copy): "
-            f"{exc.ename}: {exc.evalue}\nexecuted copy with the traceback: {out}") from None
-    except DeadKernelError:  # killed (e.g. out of memory) or crashed in native code
-        tail = _log_tail(log_path)
-        raise ChainError(
-            f"{path.name}: its kernel died while running it (killed, e.g. for lack of memory, or "
-            f"crashed in native code); executed copy so far: {out}; the kernel's log: {log_path}"
-            + (f", which ends:\n{tail}" if tail else " (empty)")) from None
-    return time.perf_counter() - start
+    with profile_output(profile):  # a no-op inside run_chain, which has set it already
+        out = executed_dir() / path.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log_path = kernel_log_path(path)
+        log_path.write_bytes(b"")  # this run's kernel only
+        try:
+            pm.execute_notebook(str(path), str(out), parameters=parameters,
+                                cwd=str(path.parent), progress_bar=bar, kernel_name="python3",
+                                extra_arguments=list(KERNEL_ARGUMENTS),
+                                kernel_manager_class=_logged_kernel_manager(log_path))
+        except PapermillExecutionError as exc:
+            first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+            raise ChainError(
+                f"{path.name} failed in the cell starting {first_line!r} (execution count "
+                f"{exc.exec_count}, cell {exc.cell_index} of the executed copy): "
+                f"{exc.ename}: {exc.evalue}\nexecuted copy with the traceback: {out}") from None
+        except DeadKernelError:  # killed (e.g. out of memory) or crashed in native code
+            tail = _log_tail(log_path)
+            raise ChainError(
+                f"{path.name}: its kernel died while running it (killed, e.g. for lack of memory, "
+                f"or crashed in native code); executed copy so far: {out}; the kernel's log: "
+                f"{log_path}" + (f", which ends:\n{tail}" if tail else " (empty)")) from None
+        seconds = time.perf_counter() - start
+        _record_profile(out, profile)
+    return seconds
 
 
 def run_chain(profile: str = "full", start: str | None = None, progress: bool = True,
@@ -189,21 +212,23 @@ def run_chain(profile: str = "full", start: str | None = None, progress: bool = 
     """
     if profile not in PROFILES:
         raise ChainError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    folder = use_profile_output(profile)  # the notebooks' kernels inherit it
-    if folder is not None:
-        print(f"{profile} profile: outputs go to {folder}", flush=True)
     notebooks = chain_notebooks(start, stop)
     if not notebooks:
         raise ChainError(f"no numbered notebooks in {notebooks_dir()}")
-    times: dict[str, float] = {}
-    for i, nb in enumerate(notebooks, 1):
-        print(f"[{i}/{len(notebooks)}] {nb.name} ({profile} profile)", flush=True)
-        times[nb.stem] = round(run_notebook(nb, profile, progress, overrides), 1)
-        print(f"    done in {times[nb.stem]:.0f} s", flush=True)
-    record = {"profile": profile, "overrides": overrides or {}, "seconds": times, "total_seconds": round(sum(times.values()), 1)}
-    whole = len(notebooks) == len(chain_notebooks())
-    path = write_json(results_dir() / f"chain_{profile}{'' if whole else '_partial'}.json", record)
-    if whole:  # where the whole chain ran: CPU, packages, the pinned numeric settings
-        write_json(results_dir() / f"environment_{profile}.json", describe_environment())
+    with profile_output(profile) as folder:  # the notebooks' kernels inherit it
+        if folder is not None:
+            print(f"{profile} profile: outputs go to {folder} (the full run's stay as they are)",
+                  flush=True)
+        times: dict[str, float] = {}
+        for i, nb in enumerate(notebooks, 1):
+            print(f"[{i}/{len(notebooks)}] {nb.name} ({profile} profile)", flush=True)
+            times[nb.stem] = round(run_notebook(nb, profile, progress, overrides), 1)
+            print(f"    done in {times[nb.stem]:.0f} s", flush=True)
+        record = {"profile": profile, "overrides": overrides or {}, "seconds": times,
+                  "total_seconds": round(sum(times.values()), 1)}
+        whole = len(notebooks) == len(chain_notebooks())
+        path = write_json(results_dir() / f"chain_{profile}{'' if whole else '_partial'}.json", record)
+        if whole:  # where the whole chain ran: CPU, packages, the pinned numeric settings
+            write_json(results_dir() / f"environment_{profile}.json", describe_environment())
     print(f"chain finished in {record['total_seconds']:.0f} s; times in {path}")
     return record

@@ -2,9 +2,10 @@
 
 Inputs (datasets, the feature cache) live under ``data/``. Outputs of a run (figures, results,
 models, executed notebooks) live under the output root, which is the repository unless
-``HELPERS_OUTPUT_DIR`` points elsewhere (the test suite and the benchmarks use that); a smoke
-run without it writes to ``build/smoke/`` (:func:`use_profile_output`), so it never overwrites the
-committed figures.
+``HELPERS_OUTPUT_DIR`` points elsewhere (the test suite and the benchmarks use that); the chain's
+smoke run without it writes to ``build/smoke/`` (:func:`profile_output_dir`, which
+:func:`helpers.chain.profile_output` sets for the chain and its kernels), so it never overwrites
+the committed figures.
 """
 
 from __future__ import annotations
@@ -30,31 +31,16 @@ def output_dir() -> Path:
     return Path(os.environ.get("HELPERS_OUTPUT_DIR", REPO_ROOT))
 
 
-_SET_FOR_PROFILE: str | None = None  # the HELPERS_OUTPUT_DIR that use_profile_output set, if any
-
-
-def use_profile_output(profile: str) -> Path | None:
-    """Send a run with a profile other than ``"full"`` to ``<repo>/build/<profile>/`` (git-ignored)
-    unless the user's ``HELPERS_OUTPUT_DIR`` names a place, so that a quick smoke run never
-    replaces the full run's figures, results and models. Sets ``HELPERS_OUTPUT_DIR`` for this
-    process and the processes it starts; a later ``"full"`` run in the same process (a kernel
-    where a student switched back) takes it away again. Returns the folder a smoke run writes
-    to, or None when the output root is the repository or the user's.
-    Used in: helpers.chain (the chain and every notebook's ``apply_profile``).
+def profile_output_dir(profile: str) -> Path | None:
+    """The output root of a chain run of ``profile``: ``<repo>/build/<profile>/`` (git-ignored)
+    for any profile but ``"full"``, so that a quick smoke run never replaces the full run's
+    figures, results and models; None (the output root stays :func:`output_dir`) for ``"full"``
+    or when ``HELPERS_OUTPUT_DIR`` names a place (the user's choice wins). Sets nothing.
+    Used in: :func:`helpers.chain.profile_output`.
     """
-    global _SET_FOR_PROFILE
-    current = os.environ.get("HELPERS_OUTPUT_DIR")
-    ours = current is not None and current == _SET_FOR_PROFILE
-    if current is not None and not ours:
-        return None  # the user's choice wins
-    if profile == "full":
-        if ours:
-            del os.environ["HELPERS_OUTPUT_DIR"]
-            _SET_FOR_PROFILE = None
+    if profile == "full" or "HELPERS_OUTPUT_DIR" in os.environ:
         return None
-    folder = REPO_ROOT / "build" / profile
-    os.environ["HELPERS_OUTPUT_DIR"] = _SET_FOR_PROFILE = str(folder)
-    return folder
+    return REPO_ROOT / "build" / profile
 
 
 def figures_dir() -> Path:

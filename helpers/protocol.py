@@ -25,7 +25,7 @@ a model trained on every library takes the choice most folds made (:func:`majori
 probabilities, so that two models can be compared clip by clip (:mod:`helpers.stats`); a
 "direction" is a fold (the name stays from the two-library protocol of
 :func:`helpers.splits.library_directions`).
-Used in: notebooks 03, 04, 05, 07, 08, 09, 10.
+Used in: notebooks 03-10 (:func:`chapter_data` loads each one's clips and folds).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.data import dataset_root, load_clips
 from helpers.features import FeatureConfig
-from helpers.splits import SCORED_SPLITS
+from helpers.splits import SCORED_SPLITS, Direction, library_folds
 
 SPLIT_LABELS: dict[str, str] = {
     "val": "in-library validation", "test": "in-library test",
@@ -248,6 +249,32 @@ class PreparedCache:
         if key not in self._data:
             self._data[key] = prepare(direction.clips, features, progress=self.progress)
         return self._data[key]
+
+
+@dataclass(frozen=True, eq=False)
+class ChapterData:
+    """What a chapter works on: its ``clips`` (one row per clip, official split and library),
+    the library ``folds`` (:class:`helpers.splits.Direction`) and ``data``, their prepared
+    windows made on demand (:class:`PreparedCache`)."""
+
+    clips: pd.DataFrame
+    folds: list[Direction]
+    data: PreparedCache
+
+
+def chapter_data(dataset: str, subset, verified_only: bool = False,
+                 max_clips_per_class: int | None = None, split_seed: int = 0,
+                 val_fraction: float = 0.2, max_folds: int | None = None) -> ChapterData:
+    """The clips of ``dataset``/``subset`` (:func:`helpers.data.load_clips`, capped with
+    ``split_seed``), their nested library folds (:func:`helpers.splits.library_folds` with
+    ``val_fraction`` and ``split_seed``; the first ``max_folds``, None: all) and a
+    :class:`PreparedCache` of those folds; nothing is extracted yet.
+    Used in: notebooks 03-10 (their data cell).
+    """
+    clips = load_clips(dataset_root(dataset), subset=subset, verified_only=verified_only,
+                       max_clips_per_class=max_clips_per_class, seed=split_seed)
+    folds = library_folds(clips, val_fraction=val_fraction, seed=split_seed)[:max_folds]
+    return ChapterData(clips=clips, folds=folds, data=PreparedCache(folds))
 
 
 def _rows(model: str, direction: str, seed: int, labels: Mapping[str, np.ndarray],

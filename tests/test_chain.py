@@ -1,20 +1,22 @@
 """The chain runner: parameters per notebook, failures that name the notebook and the cell."""
 
+import ast
+
 import nbformat
 import pytest
 
 from helpers.chain import (
     PROFILES,
     ChainError,
-    apply_profile,
     chain_notebooks,
     kernel_log_path,
     notebook_parameters,
+    profile_output,
     run_notebook,
 )
 
 
-def _notebook(path, *sources, params="profile = 'full'\nepochs = 30\n"):
+def _notebook(path, *sources, params="epochs = 30\nmax_folds = None\n"):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(params)
     cell.metadata["tags"] = ["parameters"]
@@ -24,37 +26,62 @@ def _notebook(path, *sources, params="profile = 'full'\nepochs = 30\n"):
     return path
 
 
-def test_a_notebook_gets_only_the_parameters_it_declares(tmp_path):
+def test_a_notebook_gets_the_profiles_values_of_the_parameters_it_declares(tmp_path):
     nb = _notebook(tmp_path / "01_x.ipynb")
-    assert notebook_parameters(nb, "smoke") == {"profile": "smoke"}  # the values: apply_profile
-    assert notebook_parameters(nb, "full", {"dataset": "fsdkaggle2018"}) == {"profile": "full"}
+    smoke = PROFILES["smoke"]
+    assert notebook_parameters(nb, "smoke") == {"epochs": smoke["epochs"], "max_folds": smoke["max_folds"]}
+    assert notebook_parameters(nb, "full") == {}  # the parameters cell's own values
+    assert notebook_parameters(nb, "smoke", {"dataset": "fsdkaggle2018", "epochs": 1}) == {
+        "epochs": 1, "max_folds": smoke["max_folds"]}  # an override wins; undeclared ones stay out
+    with pytest.raises(ChainError, match="unknown profile 'fast'"):
+        notebook_parameters(nb, "fast")
 
 
-def test_a_profile_sets_only_the_knobs_a_notebook_defines(capsys):
-    namespace = {"epochs": 30, "seeds": [0, 1, 2], "unrelated": 1}
-    apply_profile("smoke", namespace)
-    assert namespace == {"epochs": PROFILES["smoke"]["epochs"], "seeds": PROFILES["smoke"]["seeds"], "unrelated": 1}
-    assert "epochs 30 -> 3" in capsys.readouterr().out
-    before = dict(namespace)
-    apply_profile("full", namespace)
-    assert namespace == before
-    with pytest.raises(ValueError, match="unknown profile"):
-        apply_profile("fast", namespace)
+def _parameters_cell(nb) -> tuple[int, dict]:
+    """Index of the cell tagged ``parameters`` and the values it assigns (literals only)."""
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    values = {t.id: ast.literal_eval(node.value) for node in ast.parse(nb.cells[index].source).body
+              for t in node.targets}
+    return index, values
 
 
 @pytest.mark.parametrize("path", chain_notebooks(), ids=lambda p: p.name)
-def test_profile_typed_by_hand_means_what_the_chain_means(path):
-    """A student who sets profile = "smoke" in the parameters cell gets the same values the
-    chain's smoke run gets: the cell after the parameters applies helpers.chain.PROFILES."""
+def test_the_chain_passes_exactly_the_smoke_knobs_a_notebook_declares(path):
+    """No notebook applies a profile itself (no ``profile`` parameter, no ``apply_profile``
+    cell): the chain injects the smoke values of exactly the knobs the parameters cell
+    declares, each of the kind of the full value it replaces (a list for a list)."""
     nb = nbformat.read(path, as_version=4)
-    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    namespace: dict = {}
-    exec(nb.cells[index].source.replace('profile = "full"', 'profile = "smoke"'), namespace)
-    exec(nb.cells[index + 1].source, namespace)
-    for knob, value in PROFILES["smoke"].items():
-        if knob in namespace:
-            assert namespace[knob] == value, (path.name, knob)
-    assert "apply_profile(profile, globals())" in nb.cells[index + 1].source
+    index, full = _parameters_cell(nb)
+    assert "profile" not in full
+    assert not any("apply_profile" in c.source for c in nb.cells), "the chain applies the profile"
+    injected = notebook_parameters(path, "smoke")
+    assert set(injected) == set(PROFILES["smoke"]) & set(full)
+    for knob, value in injected.items():
+        assert full[knob] is None or type(value) is type(full[knob]), (knob, full[knob], value)
+    assert notebook_parameters(path, "full") == {}
+
+
+def test_a_smoke_run_gets_its_values_and_its_own_output_folder(tmp_path, monkeypatch):
+    """End to end through papermill: the kernel sees the injected smoke values and the smoke
+    output root; the executed copy lands there and names its profile; the chain's own process
+    gets its output root back afterwards."""
+    import os
+
+    from helpers import paths
+
+    monkeypatch.delenv("HELPERS_OUTPUT_DIR", raising=False)
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")  # build/smoke under tmp_path
+    nb = _notebook(tmp_path / "04_x.ipynb", "import os\nprint(epochs, max_folds, os.environ['HELPERS_OUTPUT_DIR'])")
+    run_notebook(nb, "smoke", progress=False)
+    smoke, values = tmp_path / "repo" / "build" / "smoke", PROFILES["smoke"]
+    executed = nbformat.read(smoke / "executed" / nb.name, as_version=4)
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert injected.source.count("=") == 2 and f"epochs = {values['epochs']}" in injected.source
+    printed = executed.cells[-1].outputs[0]["text"].split()
+    assert printed == [str(values["epochs"]), str(values["max_folds"]), str(smoke)]
+    assert executed.metadata.papermill.parameters == {
+        "epochs": values["epochs"], "max_folds": values["max_folds"], "profile": "smoke"}
+    assert "HELPERS_OUTPUT_DIR" not in os.environ
 
 
 def test_a_partial_run_keeps_the_record_of_the_whole_chain(tmp_path, monkeypatch):
@@ -113,19 +140,23 @@ def test_from_selects_later_chapters_and_rejects_unknown_ones():
         chain_notebooks("05", "03")
 
 
-def test_a_smoke_run_never_writes_over_the_full_runs_outputs(monkeypatch, capsys):
+def test_a_smoke_run_never_writes_over_the_full_runs_outputs(monkeypatch):
     import os
 
-    from helpers.paths import REPO_ROOT, output_dir, use_profile_output
+    from helpers.paths import REPO_ROOT, output_dir, profile_output_dir
 
     monkeypatch.delenv("HELPERS_OUTPUT_DIR", raising=False)
-    assert use_profile_output("full") is None and output_dir() == REPO_ROOT
-    apply_profile("smoke", {"epochs": 30})  # as a student's notebook does
-    assert output_dir() == REPO_ROOT / "build" / "smoke"
-    assert os.environ["HELPERS_OUTPUT_DIR"] == str(REPO_ROOT / "build" / "smoke")  # workers inherit it
-    assert "go to" in capsys.readouterr().out
-    apply_profile("full", {"epochs": 30})  # the student switches back in the same kernel
+    assert profile_output_dir("full") is None and output_dir() == REPO_ROOT
+    with profile_output("smoke") as folder:  # as run_chain does, around every notebook
+        assert folder == output_dir() == REPO_ROOT / "build" / "smoke"
+        assert os.environ["HELPERS_OUTPUT_DIR"] == str(folder)  # kernels and workers inherit it
+        with profile_output("smoke") as inner:  # run_notebook inside run_chain: nothing more
+            assert inner is None and output_dir() == folder
     assert output_dir() == REPO_ROOT and "HELPERS_OUTPUT_DIR" not in os.environ
+    with profile_output("full") as folder:
+        assert folder is None and output_dir() == REPO_ROOT
     monkeypatch.setenv("HELPERS_OUTPUT_DIR", "/somewhere/else")  # a place named by the user wins
-    assert use_profile_output("smoke") is None and str(output_dir()) == "/somewhere/else"
-    assert use_profile_output("full") is None and str(output_dir()) == "/somewhere/else"
+    assert profile_output_dir("smoke") is None
+    with profile_output("smoke"):
+        assert str(output_dir()) == "/somewhere/else"
+    assert str(output_dir()) == "/somewhere/else"

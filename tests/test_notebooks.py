@@ -36,7 +36,10 @@ def test_notebook_is_stripped_and_parameterised(path):
         f"{path.name} has outputs: strip them"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
-    assert "profile =" in tagged[0].source
+    assert not re.search(r"^profile\s*=", tagged[0].source, re.M), \
+        f"{path.name}: the chain passes a profile's values itself; no notebook declares `profile`"
+    assert not any("apply_profile" in c.source for c in code), \
+        f"{path.name}: no cell applies a profile (the chain injects its values as parameters)"
     assert "import *" not in "\n".join(c.source for c in code)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {path.name[:2]}")
 
@@ -44,20 +47,27 @@ def test_notebook_is_stripped_and_parameterised(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_papermill_reads_every_parameter(path):
     """papermill skips a line it cannot parse (e.g. an '=' inside the comment) with a mere
-    warning, and the chain then cannot set that parameter."""
+    warning, and the chain then cannot set that parameter. And every parameter is a literal:
+    papermill injects the chain's values in a cell AFTER the parameters cell, so a value
+    computed there from another parameter would keep the full profile's."""
     import ast
 
     import papermill as pm
 
     nb = nbformat.read(path, as_version=4)
     source = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source
-    assigned = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+    body = ast.parse(source).body
+    assert all(isinstance(node, ast.Assign) for node in body), f"{path.name}: only assignments"
+    assigned = {t.id for node in body for t in node.targets if isinstance(t, ast.Name)}
     declared = set(pm.inspect_notebook(str(path)))
     assert assigned <= declared, f"{path.name}: papermill cannot read {sorted(assigned - declared)}"
+    for node in body:
+        ast.literal_eval(node.value)  # raises ValueError for a computed value
 
 
 def test_every_smoke_knob_is_used_by_some_notebook():
+    """Every knob of the smoke profile is a parameter some notebook declares (the chain passes a
+    notebook only the knobs it declares, so a misspelt or retired knob would change nothing)."""
     import papermill as pm
 
     declared = set().union(*(pm.inspect_notebook(str(p)).keys() for p in NOTEBOOKS))

@@ -13,7 +13,9 @@ from helpers.features import LOGMEL
 from helpers.models import LOGMEL_CNN
 from helpers.protocol import (
     CNNRecipe,
+    PreparedCache,
     Runs,
+    chapter_data,
     choose_per_fold,
     chosen_in,
     clip_scores,
@@ -197,3 +199,49 @@ def test_fold_recipes_round_trip(tmp_path):
     assert chosen == a and per_fold == {"L1": a, "L2": b}
     save_recipe(b, tmp_path / "plain.json")
     assert load_fold_recipes(tmp_path / "plain.json") == (b, {})
+
+
+def _tiny_dataset(root) -> None:
+    """A dataset in FSDKaggle2018's layout with a library per clip (demo_sources.csv): two
+    classes, four libraries, 4 training and 2 test clips per class and library; empty audio
+    files (load_clips only checks that they exist)."""
+    from helpers.data import AUDIO_TEST_DIR, AUDIO_TRAIN_DIR, META_DIR, TEST_CSV, TRAIN_CSV
+
+    rows = {"train": [], "test": []}
+    for library in "abcd":
+        for label in ("Cello", "Flute"):
+            for split, n in (("train", 4), ("test", 2)):
+                rows[split] += [(f"{library}_{label}_{split}{i}.wav", label, library) for i in range(n)]
+    for split, folder, name in (("train", AUDIO_TRAIN_DIR, TRAIN_CSV), ("test", AUDIO_TEST_DIR, TEST_CSV)):
+        (root / folder).mkdir(parents=True)
+        for fname, _, _ in rows[split]:
+            (root / folder / fname).touch()
+        table = pd.DataFrame({"fname": [r[0] for r in rows[split]], "label": [r[1] for r in rows[split]],
+                              "freesound_id": 1, "license": "CC0"})
+        table = table.assign(manually_verified=1) if split == "train" else table.assign(usage="Public")
+        (root / META_DIR).mkdir(exist_ok=True)
+        table.to_csv(root / META_DIR / name, index=False)
+    pd.DataFrame([(r[0], r[2]) for split in rows for r in rows[split]],
+                 columns=["fname", "library"]).to_csv(root / "demo_sources.csv", index=False)
+
+
+def test_chapter_data_is_the_clips_the_folds_and_a_cache_of_them(tmp_path, monkeypatch):
+    from helpers.data import dataset_root, load_clips
+    from helpers.splits import library_folds
+
+    monkeypatch.setenv("HELPERS_DATA_DIR", str(tmp_path))
+    _tiny_dataset(dataset_root("demo"))
+    classes = ["Cello", "Flute"]
+    chapter = chapter_data("demo", classes, verified_only=False, max_clips_per_class=12, split_seed=3,
+                           val_fraction=0.25, max_folds=2)
+    clips = load_clips(dataset_root("demo"), subset=classes, max_clips_per_class=12, seed=3)
+    pd.testing.assert_frame_equal(chapter.clips, clips)
+    assert len(clips) == 2 * 12 + 2 * 8  # the cap: 12 of a class's 16 training clips, drawn with split_seed
+    by_hand = library_folds(clips, val_fraction=0.25, seed=3)
+    assert [f.name for f in chapter.folds] == [f.name for f in by_hand[:2]] and len(by_hand) == 4
+    for fold, expected in zip(chapter.folds, by_hand):
+        pd.testing.assert_frame_equal(fold.clips, expected.clips)
+    assert isinstance(chapter.data, PreparedCache) and chapter.data.directions == chapter.folds
+    assert chapter.data._data == {}  # nothing extracted until a chapter asks for a fold's windows
+    assert len(chapter_data("demo", classes).folds) == 4  # max_folds None: every library once
+
