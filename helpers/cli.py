@@ -5,6 +5,8 @@ Commands
 data demo            build the offline demo dataset in ``data/demo`` from seven sample
                      libraries (reused when present); ``--libraries two``: the two pip
                      SoundFonts only, into ``data/demo_two``
+data unknowns       render the held-aside real unknowns (instruments outside the classes) into
+                     ``data/demo_unknowns`` from the demo's libraries (notebook 10 also builds it)
 data fsdkaggle2018   download and unpack FSDKaggle2018 (or use ``$FSDKAGGLE2018_DIR``)
 chain                execute the numbered notebooks in order with papermill
 predict              label audio files or folders with a trained model (CSV on stdout)
@@ -37,6 +39,16 @@ def _cmd_data(args: argparse.Namespace) -> int:
                 out = paths.data_dir() / "demo_two"
         root = build_demo(out, config, force=args.force, workers=args.workers)
         print(f"demo dataset ready: {root}")
+        return 0
+    if args.dataset == "unknowns":
+        from helpers.unknowns import build_unknowns
+
+        try:
+            root = build_unknowns(args.out, force=args.force, workers=args.workers)
+        except RuntimeError as exc:  # no library of the demo on this machine
+            print(f"data: {exc}", file=sys.stderr)
+            return 1
+        print(f"real unknowns ready: {root}")
         return 0
     from helpers.download import DownloadError, fetch_fsdkaggle2018
 
@@ -167,19 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="build or download a dataset")
-    data.add_argument("dataset", choices=["demo", "fsdkaggle2018"])
+    data.add_argument("dataset", choices=["demo", "unknowns", "fsdkaggle2018"])
     data.add_argument("--out", type=Path, default=None,
-                      help="target folder (default: data/demo or data/fsdkaggle2018)")
+                      help="target folder (default: data/demo, data/demo_unknowns or data/fsdkaggle2018)")
     data.add_argument("--clips-per-class", type=int, default=120,
                       help="demo only: clips per class, train and test together (default 120)")
     data.add_argument("--seed", type=int, default=0, help="demo only: random seed (default 0)")
-    data.add_argument("--force", action="store_true", help="demo only: rebuild even if present")
+    data.add_argument("--force", action="store_true", help="demo and unknowns: rebuild even if present")
     data.add_argument("--libraries", choices=["two", "all"], default="all",
                       help="demo only: 'all' seven deduplicated libraries, five of them fetched "
                            "from Debian's archive (default; what the notebooks read), or 'two' "
                            "pip SoundFonts only, no download, into data/demo_two")
     data.add_argument("--workers", type=int, default=1,
-                      help="demo only: rendering processes (default 1; same files either way)")
+                      help="demo and unknowns: rendering processes (default 1; same files either way)")
     data.set_defaults(func=_cmd_data)
 
     chain = sub.add_parser("chain", help="execute the numbered notebooks with papermill")
