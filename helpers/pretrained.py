@@ -84,6 +84,7 @@ VECTOR_WIDTHS: dict[str, dict[str, int]] = {
     "aisfx": {"embedding": 512},  # helpers.pretrained_aisfx's 512-wide patch embedding
 }
 AISFX = "aisfx"  # the sound-effects network of helpers.pretrained_aisfx, as a model name here
+AISFX_CALL = 16  # aiSFX patches per TensorFlow call, always (the last call padded with silence)
 
 EMBEDDINGS_VERSION = 2  # bump when the extraction code changes what it writes (2: the fast engine)
 
@@ -865,7 +866,7 @@ def _weights_fingerprint(models: Sequence[str]) -> list:
     if AISFX in models:  # only then, so that musicnn-only keys stay what they were
         from helpers.pretrained_aisfx import checkpoint_path
 
-        out.append([AISFX, release("aisfx"), checkpoint_path().stat().st_size])
+        out.append([AISFX, release("aisfx"), checkpoint_path().stat().st_size, AISFX_CALL])
     return out
 
 
@@ -956,9 +957,11 @@ def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
     """Pooled embeddings ``(len(patches), config.dim)`` of clips given by their patches
     (:func:`musicnn_patches` of each clip; with :data:`AISFX` among the models, also
     ``aisfx_patches``: :func:`helpers.pretrained_aisfx.aisfx_patches` of each clip at 44.1 kHz):
-    what :func:`clip_embeddings` stores, for audio in memory. The aiSFX network runs each
-    clip's patches in calls of their own (``batch_patches`` at a time), with either engine, so
-    a clip's values do not depend on the clips beside it.
+    what :func:`clip_embeddings` stores, for audio in memory. The aiSFX network runs the
+    patches of all the clips in calls of exactly :data:`AISFX_CALL` patches (the last padded
+    with silence), with either engine: in a call of fixed size a patch's values do not depend on
+    its place nor on the patches beside it (``tests/test_aisfx.py`` checks it), so neither on
+    the clips beside it, and one call per clip would cost about six times as much.
 
     ``engine`` (:data:`MUSICNN_ENGINES`): ``"keras"`` runs the Keras models on all the patches,
     ``batch_patches`` per call (a patch's values then change in their last float digits with
@@ -981,8 +984,10 @@ def embed_patches(patches: list[np.ndarray], config: EmbeddingConfig,
         if model == AISFX:
             from helpers.pretrained_aisfx import aisfx_outputs
 
-            emb = np.concatenate([aisfx_outputs(p, wanted, batch_size=batch_patches)["embedding"]
-                                  for p in aisfx_patches])
+            every = np.concatenate(aisfx_patches)
+            padded = np.concatenate([every, np.zeros(((-len(every)) % AISFX_CALL, *every.shape[1:]),
+                                                     np.float32)])
+            emb = aisfx_outputs(padded, wanted, batch_size=AISFX_CALL)["embedding"][:len(every)]
             n = np.array([len(p) for p in aisfx_patches])
             blocks += [_pool(emb, n, stat) for _, stat in pooling]
             continue
@@ -1027,7 +1032,8 @@ def _embed(clips: pd.DataFrame, config: EmbeddingConfig, progress: bool,
         pending.append(musicnn_patches(musicnn_frontend(y, SAMPLE_RATE)))
         rows.append(i)
         n_patches.append(len(pending[-1]))
-        if sum(map(len, pending)) >= batch_patches:
+        if sum(map(len, pending)) >= batch_patches and (
+                aisfx is None or sum(map(len, pending_aisfx)) >= 4 * AISFX_CALL):  # little padding
             X.append(embed_patches(pending, config, batch_patches, engine="fast",
                                    aisfx_patches=pending_aisfx if aisfx is not None else None))
             pending, pending_aisfx = [], []

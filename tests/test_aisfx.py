@@ -355,3 +355,18 @@ def test_a_clip_embedding_holds_aisfx_beside_musicnn_and_predict_computes_the_sa
     np.testing.assert_allclose(X, emb.X, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="give aisfx_patches"):
         P.embed_patches([x[0] for x in inputs], config, engine="fast")
+
+
+@needs_aisfx
+def test_in_a_call_of_fixed_size_a_patch_does_not_depend_on_its_neighbours():
+    """What lets embed_patches batch the patches of many clips: in calls of AISFX_CALL patches,
+    a patch's embedding is the same at any place and beside any other patches."""
+    from helpers.pretrained import AISFX_CALL
+
+    rng = np.random.default_rng(1)
+    patches = rng.uniform(0, 1, (AISFX_CALL + 1, A.PATCH_FRAMES, A.N_MELS)).astype(np.float32)
+    a = A.aisfx_outputs(patches[:AISFX_CALL], batch_size=AISFX_CALL)["embedding"]
+    shifted = A.aisfx_outputs(patches[1:], batch_size=AISFX_CALL)["embedding"]
+    reversed_ = A.aisfx_outputs(patches[:AISFX_CALL][::-1].copy(), batch_size=AISFX_CALL)["embedding"][::-1]
+    np.testing.assert_array_equal(a[1:], shifted[:-1])
+    np.testing.assert_array_equal(a, reversed_)
