@@ -287,8 +287,10 @@ def timing_markdown() -> str:
     loads = "; ".join(f"{p}: {b['load_average']['first_start']:.1f} at the start"
                       for p, b in benches.items())
     cores = _and(sorted({f"{b['cpu_count']}" for b in benches.values() if b.get("cpu_count")}))
+    at = _and([f"{p} at commit `{b['commit']}`" for p, b in benches.items() if b.get("commit")])
     lines.append("Time per notebook, measured by `benchmarks/bench_chain.py`"
-                 + (f" on a {cores}-core machine" if cores else "") + ": the first "
+                 + (f" on a {cores}-core machine" if cores else "") + (f" ({at})" if at else "")
+                 + ": the first "
                  "run starts from an empty cache, the second reuses its features and trained runs "
                  f"(1-minute load average {loads}).")
     return "\n".join(lines)
