@@ -571,7 +571,19 @@ def plan_performance(rng: np.random.Generator, label: str, options: Sequence[Voi
     """
     if not options:
         raise ValueError(f"no voice plays {label!r} in this library")
-    voices = [v for v in CLASS_VOICES[label] if any(o.voice == v for o in options)]
+    return plan_voices(rng, CLASS_VOICES[label], options, min_seconds=min_seconds,
+                       max_seconds=max_seconds)
+
+
+def plan_voices(rng: np.random.Generator, voices: Sequence[Voice], options: Sequence[VoiceOption],
+                *, min_seconds: float, max_seconds: float) -> Performance:
+    """:func:`plan_performance` over any ``voices`` (with their ``options``), not only a class's:
+    the same draws in the same order (voice by weight, option, style, length, lead-in, notes,
+    tuning, vibrato). Used in: :func:`plan_performance`, helpers/unknowns.py (instruments
+    outside the classes, which vary exactly as a class clip does)."""
+    if not options:
+        raise ValueError("no voice option to play")
+    voices = [v for v in voices if any(o.voice == v for o in options)]
     weights = np.array([v.weight for v in voices])
     voice = voices[int(rng.choice(len(voices), p=weights / weights.sum()))]
     mine = [o for o in options if o.voice == voice]

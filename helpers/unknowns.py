@@ -7,7 +7,7 @@ way the demo renders its 18 classes, with one difference only: the instrument. E
 pad, ...) or a set of GM percussion keys (toms, cymbals, congas) that no class of
 :data:`helpers.soundfonts.CLASS_VOICES` uses and that :data:`helpers.soundfonts.NOT_USED` did
 not set aside as too close to a class (viola, English horn, fiddle). A clip is planned by
-:func:`plan_voice` (:func:`helpers.soundfonts.plan_performance`'s draw, over these voices),
+:func:`helpers.soundfonts.plan_voices` (:func:`helpers.soundfonts.plan_performance`'s draw, over these voices),
 rendered by :func:`helpers.soundfonts.render_performance` and put in a room by
 :func:`helpers.acoustics.simulate_recording`, at the demo's sample rate and clip lengths.
 
@@ -70,15 +70,11 @@ from helpers.demo import FORMAT_VERSION as DEMO_FORMAT_VERSION
 from helpers.files import atomic_folder, json_safe, remove_leftovers, write_json
 from helpers.soundfonts import (
     CLASS_VOICES,
-    DRUM_PLANS,
-    MELODIC_PLANS,
-    Performance,
     Voice,
     VoiceOption,
-    clip_seconds,
     font_options,
     identify_recordings,
-    lead_in,
+    plan_voices,
     preset_name,
     render_performance,
 )
@@ -345,39 +341,6 @@ def load_unknown_catalogue(libraries: Sequence[str], voices: Sequence[str],
 # One clip: plan, render, record (the demo's machinery)
 # --------------------------------------------------------------------------------------------
 
-def plan_voice(rng: np.random.Generator, voices: Sequence[Voice], options: Sequence[VoiceOption],
-               *, min_seconds: float, max_seconds: float) -> Performance:
-    """:func:`helpers.soundfonts.plan_performance` over ``voices`` instead of a class's voices.
-
-    The same draws in the same order (voice by weight, option, style, length, lead-in, notes,
-    tuning, vibrato), so an unknown clip varies exactly as a class clip does;
-    tests/test_unknowns.py checks that both give the same performance for a class's voices.
-    """
-    if not options:
-        raise ValueError("no voice option to play")
-    voices = [v for v in voices if any(o.voice == v for o in options)]
-    weights = np.array([v.weight for v in voices])
-    voice = voices[int(rng.choice(len(voices), p=weights / weights.sum()))]
-    mine = [o for o in options if o.voice == voice]
-    style = str(rng.choice(voice.styles))
-    seconds = clip_seconds(rng, style, min_seconds, max_seconds)
-    start = lead_in(rng, seconds)
-    span = max(0.05, (seconds - start) * rng.uniform(0.6, 1.0))
-    if voice.is_drum:
-        rng.shuffle(mine)
-        option = mine[0]
-        notes = DRUM_PLANS[style](rng, option.keys, start, span)
-        return Performance(option.font, option.bank, option.program, True, style, tuple(notes),
-                           seconds, tuning=float(rng.uniform(-3.0, 3.0)))
-    option = mine[int(rng.integers(len(mine)))] if len(mine) > 1 else mine[0]
-    notes = MELODIC_PLANS[style](rng, np.array(option.keys), start, span)
-    vib = voice.vibrato and rng.random() < 0.7
-    return Performance(option.font, option.bank, option.program, False, style, tuple(notes),
-                       seconds, tuning=float(np.clip(rng.normal(0, 0.12), -0.35, 0.35)),
-                       vibrato_cents=float(rng.uniform(5, 35)) if vib else 0.0,
-                       vibrato_hz=float(rng.uniform(4.5, 7.0)) if vib else 0.0)
-
-
 @dataclass(frozen=True)
 class UnknownClip:
     """Who an unknown clip is: voice label, index within the voice, library, file name."""
@@ -417,7 +380,7 @@ def make_clip(clip: UnknownClip, config: UnknownsConfig, fonts: dict[str, str],
     rng = clip_rng(config.seed, "unknown:" + clip.label, clip.index)
     voice = UNKNOWN_VOICES[clip.label]
     for replans in range(10):
-        perf = plan_voice(rng, [voice], options, min_seconds=config.min_seconds,
+        perf = plan_voices(rng, [voice], options, min_seconds=config.min_seconds,
                           max_seconds=config.max_seconds)
         dry = render_performance(perf, fonts[perf.soundfont], config.sample_rate)
         if np.max(np.abs(dry)) > SILENT_PEAK:

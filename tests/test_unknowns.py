@@ -17,7 +17,7 @@ import pytest
 from helpers import unknowns
 from helpers.calibration import OODDetector
 from helpers.data import INSTRUMENT_CLASSES
-from helpers.soundfonts import CLASS_VOICES, font_options, plan_performance
+from helpers.soundfonts import CLASS_VOICES, font_options, plan_performance, plan_voices
 from helpers.sources.debian import DEBIAN_PACKAGES
 from helpers.sources.libraries import FONTS, GM_DRUM_KEY, GM_PROGRAM, HIHAT_KEYS
 from helpers.unknowns import (
@@ -81,7 +81,7 @@ def test_unknown_voice_names_are_their_general_midi_names():
             assert voice.name == pretty_midi.program_to_instrument_name(voice.program)
 
 
-def test_plan_voice_draws_exactly_as_plan_performance():
+def test_plan_voices_draws_exactly_as_plan_performance():
     """The unknowns' planner is the demo's: same rng, same class voices, same performance."""
     font = FONTS["TimGM6mb"]
     path = unknowns.font_file(font)
@@ -91,7 +91,7 @@ def test_plan_voice_draws_exactly_as_plan_performance():
         for seed in range(5):
             expected = plan_performance(np.random.default_rng(seed), label, mine,
                                         min_seconds=0.3, max_seconds=10.0)
-            got = unknowns.plan_voice(np.random.default_rng(seed), CLASS_VOICES[label], mine,
+            got = plan_voices(np.random.default_rng(seed), CLASS_VOICES[label], mine,
                                       min_seconds=0.3, max_seconds=10.0)
             assert got == expected, (label, seed)
 
